@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# The vmmswap test runner behind 'make check'. It runs every kselftest program of
+# the given build variants, prints their TAP, then the pytest KVM scenarios, and
+# ends with one line: "N passed, N failed, N skipped". Exit status 1 on any failure.
+#
+# Usage: tools/check.sh [--variant NAME]... [--no-unpriv] [--no-vmtests]
+#   --variant NAME   default, san or tsan (repeatable; default: default and san)
+#   --no-unpriv      skip the pass that runs the selftests again as user nobody
+#   --no-vmtests     skip the pytest scenarios in vmtests/
+# Environment: VMS_CHECK_FILTER=REGEX runs only the programs whose name matches.
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 1
+
+variants=()
+unpriv=1
+vmtests=1
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--variant) variants+=("$2"); shift 2 ;;
+	--no-unpriv) unpriv=0; shift ;;
+	--no-vmtests) vmtests=0; shift ;;
+	*) echo "check.sh: unknown option '$1' (see the header of $0)" >&2; exit 2 ;;
+	esac
+done
+[ ${#variants[@]} -gt 0 ] || variants=(default san)
+
+# The per-program timeout comes from the kselftest settings file.
+timeout_s=$(sed -n 's/^timeout=//p' selftests/settings 2>/dev/null)
+timeout_s=${timeout_s:-300}
+
+passed=0 failed=0 skipped=0
+failures=()
+
+# Count the results of one TAP stream in $1 (a file); $2 is the program's exit
+# status and $3 its label. A crash or timeout without a "not ok" line counts as one
+# failure, and so does a plan that was not completed.
+tally() {
+	local tap=$1 rc=$2 label=$3 p f s planned ran
+	p=$(grep -cE '^ok [0-9]+' "$tap" | head -1)
+	s=$(grep -cE '^ok [0-9]+ .*# (SKIP|skip)' "$tap" | head -1)
+	f=$(grep -cE '^not ok [0-9]+' "$tap" | head -1)
+	p=$((p - s))
+	planned=$(sed -n 's/^1\.\.\([0-9]\+\)$/\1/p' "$tap" | head -1)
+	ran=$((p + s + f))
+	if [ "$rc" != 0 ] && [ "$rc" != 4 ] && [ "$f" = 0 ]; then
+		f=1
+		echo "not ok - $label exited with status $rc"
+	elif [ -n "$planned" ] && [ "$ran" -lt "$planned" ]; then
+		f=$((f + planned - ran))
+		echo "not ok - $label ran $ran of $planned planned tests"
+	fi
+	passed=$((passed + p)) skipped=$((skipped + s)) failed=$((failed + f))
+	[ "$f" = 0 ] || failures+=("$label")
+}
+
+# run_programs VARIANT [RUNAS-PREFIX...]
+run_programs() {
+	local variant=$1 label prog name rc out
+	shift
+	local dir="build/$variant/selftests" results="build/$variant/results"
+	mkdir -p "$results"
+	for prog in "$dir"/*_test; do
+		[ -x "$prog" ] || continue
+		name=$(basename "$prog")
+		[ -z "${VMS_CHECK_FILTER:-}" ] || [[ $name =~ $VMS_CHECK_FILTER ]] || continue
+		label="$variant${1:+/unpriv}:$name"
+		out="$results/$name${1:+.unpriv}.tap"
+		echo "# ===== $label"
+		timeout --kill-after=10 "$timeout_s" "$@" "$prog" >"$out" 2>&1
+		rc=$?
+		cat "$out"
+		tally "$out" "$rc" "$label"
+	done
+}
+
+for v in "${variants[@]}"; do
+	if ! ls "build/$v/selftests/"*_test >/dev/null 2>&1; then
+		echo "check.sh: no selftests built in build/$v (run make first)" >&2
+		exit 1
+	fi
+	run_programs "$v"
+done
+
+# Run the plain build once more as an unprivileged user: every test that needs a
+# privilege must SKIP with its reason, none may fail or hang.
+if [ "$unpriv" = 1 ] && [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+	if setpriv --reuid=65534 --regid=65534 --clear-groups test -x \
+		"build/${variants[0]}/selftests/uffd_layer_test" 2>/dev/null; then
+		run_programs "${variants[0]}" setpriv --reuid=65534 --regid=65534 --clear-groups
+	else
+		echo "# unprivileged pass skipped: user nobody cannot reach $top/build"
+	fi
+fi
+
+# The KVM guest scenarios (pytest drives C programs; only the non-slow set here).
+if [ "$vmtests" = 1 ] && ls vmtests/test_*.py >/dev/null 2>&1; then
+	xml="build/vmtests-junit.xml"
+	echo "# ===== vmtests (pytest)"
+	/usr/bin/python3 -m pytest -q -m "not slow" --junitxml="$xml" vmtests
+	rc=$?
+	if [ "$rc" = 0 ] || [ "$rc" = 1 ]; then
+		read -r t f e s < <(/usr/bin/python3 - "$xml" <<'EOF'
+import sys, xml.etree.ElementTree as ET
+r = ET.parse(sys.argv[1]).getroot()
+s = r if r.tag == "testsuite" else r.find("testsuite")
+print(s.get("tests"), s.get("failures"), s.get("errors"), s.get("skipped"))
+EOF
+		)
+		passed=$((passed + t - f - e - s)) failed=$((failed + f + e)) skipped=$((skipped + s))
+		[ $((f + e)) = 0 ] || failures+=("vmtests")
+	elif [ "$rc" != 5 ]; then
+		failed=$((failed + 1))
+		failures+=("vmtests (pytest exit $rc)")
+	fi
+fi
+
+echo
+[ ${#failures[@]} = 0 ] || printf '# failed: %s\n' "${failures[@]}"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ]
