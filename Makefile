@@ -6,6 +6,7 @@
 #   make            build/default   -O2 -g -Werror
 #   make SAN=1      build/san       + AddressSanitizer and UndefinedBehaviorSanitizer
 #   make TSAN=1     build/tsan      + ThreadSanitizer
+#   make STATIC=1   build/static    statically linked (for the kernel matrix)
 # Kernel headers come from Debian's linux-source-6.12 via 'make deps' (build/deps).
 
 ifeq ($(SAN),1)
@@ -14,6 +15,10 @@ SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fra
 else ifeq ($(TSAN),1)
 VARIANT := tsan
 SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
+else ifeq ($(STATIC),1)
+# Statically linked programs, for the kernel-matrix initramfs.
+VARIANT := static
+SANFLAGS := -static
 else
 VARIANT := default
 SANFLAGS :=
@@ -81,6 +86,12 @@ $(O)/selftests/%: $(O)/selftests/%.o $(TEST_LIB_OBJS) $(VMLIB) $(LIB)
 $(O)/tools/%: $(O)/tools/%.o $(VMLIB) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# ---- fixtures: guest programs (owned by the fixtures/ rules below) ----
+# ---- end of fixtures ----
+
+# ---- kernel matrix (see tools/kernel_matrix*) ----
+# ---- end of kernel matrix ----
+
 # The README's test command: everything, plain and under ASan+UBSan.
 check: deps
 	@$(MAKE) --no-print-directory all
@@ -109,6 +120,6 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build/default build/san build/tsan
+	rm -rf build/default build/san build/tsan build/static
 
 -include $(shell find $(O) -name '*.d' 2>/dev/null)
