@@ -1,0 +1,1145 @@
+// SPDX-License-Identifier: MIT
+/*
+ * page_handler.c - the page transitions (see vmmswap/page_handler.h).
+ *
+ * Index spaces: a guest address belongs to a region; its page has a pgoff in the
+ * page-state index space (the regions concatenated in the order given at creation).
+ * The same pgoff addresses the staging memfd. Swap-file slots are a third space,
+ * mapped from pgoffs by the page state. Conversions are in region_pgoff() and
+ * region_addr() only.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <vmmswap/log.h>
+#include <vmmswap/page_handler.h>
+#include <vmmswap/page_state.h>
+#include <vmmswap/pagesize.h>
+#include <vmmswap/staging.h>
+#include <vmmswap/swap_file.h>
+#include <vmmswap/uffd.h>
+
+struct ph_region {
+	uint64_t addr;
+	uint64_t len;
+	uint64_t npages;
+	uint64_t base; /* first pgoff of the region in the page-state index space */
+	int memfd; /* owned (dup), or -1 */
+	uint64_t memfd_off;
+	/* Per-enable counters (reset by a move of this region); under the state lock. */
+	uint64_t copied_from_file;
+	uint64_t copied_from_staging;
+	uint64_t zeroed;
+	uint64_t redundant;
+	uint64_t swap_in;
+};
+
+struct vms_page_handler {
+	/* The state lock: protects everything below it except where noted. */
+	pthread_mutex_t lock;
+	/* Serialises the jobs (move, trim, swap-out, swap-in); taken before 'lock'. */
+	pthread_mutex_t job_lock;
+
+	/* Immutable after creation (counters inside are under 'lock'). */
+	struct ph_region *regions; /* in page-state index order */
+	size_t nregions;
+	size_t *by_addr; /* region indices sorted by address */
+	uint64_t npages;
+	unsigned int move_threads;
+	uint64_t chunk_pages; /* VMS_PH_MAX_CHUNK_BYTES in pages */
+
+	struct vms_page_state ps;
+	struct vms_staging st; /* bytes: see staging.h for who may touch which page */
+	struct vms_swap_file sf; /* allocation under 'lock', I/O outside */
+	uint64_t seq; /* bumped whenever a slot is freed: a slot read without the lock
+		       * is valid if seq did not change meanwhile */
+	uint64_t staged_hint; /* no staged page below this pgoff */
+	/* Staging pages faulted in but not punched yet: the fault path frees them in
+	 * batches. Flushed before any move, the only thing that writes staging. */
+	uint64_t pending_free[64];
+	unsigned int npending;
+
+	/* Job scratch space, under 'job_lock'. */
+	uint8_t *job_buf; /* chunk_pages pages */
+	uint32_t *job_slots; /* chunk_pages entries */
+	uint8_t *job_new; /* chunk_pages flags: slot allocated by this job */
+	uint64_t *job_pgoffs; /* chunk_pages entries */
+};
+
+static uint64_t region_pgoff(const struct ph_region *r, uint64_t addr)
+{
+	return r->base + vms_addr_to_pgoff(addr - r->addr);
+}
+
+static uint64_t region_addr(const struct ph_region *r, uint64_t pgoff)
+{
+	return r->addr + vms_pgoff_to_addr(pgoff - r->base);
+}
+
+static uint64_t region_end_pgoff(const struct ph_region *r)
+{
+	return r->base + r->npages;
+}
+
+/* The region containing addr, or NULL. O(log regions). */
+static struct ph_region *find_region(const struct vms_page_handler *ph, uint64_t addr)
+{
+	size_t lo = 0, hi = ph->nregions;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		struct ph_region *r = &ph->regions[ph->by_addr[mid]];
+
+		if (addr < r->addr)
+			hi = mid;
+		else if (addr - r->addr >= r->len)
+			lo = mid + 1;
+		else
+			return r;
+	}
+	return NULL;
+}
+
+/* The region holding pgoff (< npages). */
+static struct ph_region *pgoff_region(const struct vms_page_handler *ph, uint64_t pgoff)
+{
+	size_t lo = 0, hi = ph->nregions;
+
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (ph->regions[mid].base <= pgoff)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return &ph->regions[lo];
+}
+
+static void lock_state(struct vms_page_handler *ph)
+{
+	pthread_mutex_lock(&ph->lock);
+}
+
+static void unlock_state(struct vms_page_handler *ph)
+{
+	pthread_mutex_unlock(&ph->lock);
+}
+
+/* F := NONE, freeing the slot. Under the state lock. */
+static void drop_slot(struct vms_page_handler *ph, uint64_t pgoff)
+{
+	uint32_t slot = vms_ps_set_none(&ph->ps, pgoff);
+
+	if (slot != VMS_PS_NO_SLOT) {
+		vms_swap_file_free(&ph->sf, slot);
+		ph->seq++;
+	}
+}
+
+/* Free staging pages nobody may read any more; an error only leaks memory. */
+static void free_staging(struct vms_page_handler *ph, uint64_t pgoff, uint64_t npages)
+{
+	int ret = vms_staging_free(&ph->st, pgoff, npages);
+
+	if (ret)
+		vms_log(VMS_LOG_WARN, "page handler: freeing %llu staging pages at %llu: %d",
+			(unsigned long long)npages, (unsigned long long)pgoff, ret);
+}
+
+/* Punch the pending staging pages, coalescing runs. Under the state lock. */
+static void flush_pending_free(struct vms_page_handler *ph)
+{
+	uint64_t *pf = ph->pending_free, start, len;
+	unsigned int i;
+
+	if (!ph->npending)
+		return;
+	start = pf[0];
+	len = 1;
+	for (i = 1; i < ph->npending; i++) {
+		if (pf[i] == start + len) {
+			len++;
+			continue;
+		}
+		free_staging(ph, start, len);
+		start = pf[i];
+		len = 1;
+	}
+	free_staging(ph, start, len);
+	ph->npending = 0;
+}
+
+/* Free one staging page later (see pending_free). Under the state lock. */
+static void defer_free_staging(struct vms_page_handler *ph, uint64_t pgoff)
+{
+	if (ph->npending == sizeof(ph->pending_free) / sizeof(ph->pending_free[0]))
+		flush_pending_free(ph);
+	ph->pending_free[ph->npending++] = pgoff;
+}
+
+/* ---- creation ---- */
+
+static int cmp_by_addr(const void *a, const void *b, void *arg)
+{
+	const struct ph_region *regions = arg;
+	uint64_t x = regions[*(const size_t *)a].addr;
+	uint64_t y = regions[*(const size_t *)b].addr;
+
+	return x < y ? -1 : x > y;
+}
+
+static int check_regions(const struct vms_ph_config *cfg)
+{
+	size_t i;
+
+	if (!cfg->nregions || !cfg->regions) {
+		vms_log(VMS_LOG_ERROR, "page handler: no regions");
+		return -EINVAL;
+	}
+	for (i = 0; i < cfg->nregions; i++) {
+		const struct vms_ph_region *r = &cfg->regions[i];
+
+		if (!r->len || r->addr + r->len < r->addr) {
+			vms_log(VMS_LOG_ERROR, "page handler: region %zu [%#llx, +%#llx) is %s", i,
+				(unsigned long long)r->addr, (unsigned long long)r->len,
+				r->len ? "overflowing" : "empty");
+			return -EINVAL;
+		}
+		if (!vms_is_page_aligned(r->addr) || !vms_is_page_aligned(r->len) ||
+		    !vms_is_page_aligned(r->memfd_off)) {
+			vms_log(VMS_LOG_ERROR,
+				"page handler: region %zu [%#llx, +%#llx) at memfd offset %#llx "
+				"is not page aligned",
+				i, (unsigned long long)r->addr, (unsigned long long)r->len,
+				(unsigned long long)r->memfd_off);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int vms_ph_create(const struct vms_ph_config *cfg, struct vms_page_handler **out)
+{
+	struct vms_page_handler *ph;
+	uint64_t base = 0;
+	size_t i;
+	int ret;
+
+	*out = NULL;
+	ret = check_regions(cfg);
+	if (ret)
+		return ret;
+	ph = calloc(1, sizeof(*ph));
+	if (!ph)
+		return -ENOMEM;
+	ph->st.memfd = -1;
+	ph->sf.fd = -1;
+	ph->nregions = cfg->nregions;
+	ph->regions = calloc(cfg->nregions, sizeof(*ph->regions));
+	ph->by_addr = calloc(cfg->nregions, sizeof(*ph->by_addr));
+	if (!ph->regions || !ph->by_addr) {
+		free(ph->regions);
+		free(ph->by_addr);
+		free(ph);
+		return -ENOMEM;
+	}
+	for (i = 0; i < cfg->nregions; i++) {
+		struct ph_region *r = &ph->regions[i];
+
+		r->addr = cfg->regions[i].addr;
+		r->len = cfg->regions[i].len;
+		r->npages = vms_bytes_to_pages(r->len);
+		r->base = base;
+		r->memfd = -1;
+		r->memfd_off = cfg->regions[i].memfd_off;
+		base += r->npages;
+		ph->by_addr[i] = i;
+	}
+	ph->npages = base;
+	qsort_r(ph->by_addr, ph->nregions, sizeof(*ph->by_addr), cmp_by_addr, ph->regions);
+	for (i = 0; i + 1 < ph->nregions; i++) {
+		const struct ph_region *a = &ph->regions[ph->by_addr[i]];
+		const struct ph_region *b = &ph->regions[ph->by_addr[i + 1]];
+
+		if (a->addr + a->len > b->addr) {
+			vms_log(VMS_LOG_ERROR,
+				"page handler: region [%#llx, %#llx) overlaps [%#llx, %#llx)",
+				(unsigned long long)a->addr, (unsigned long long)(a->addr + a->len),
+				(unsigned long long)b->addr, (unsigned long long)(b->addr + b->len));
+			ret = -EINVAL;
+			goto err;
+		}
+	}
+	if (ph->npages > VMS_MAX_PAGES) {
+		vms_log(VMS_LOG_ERROR, "page handler: %llu pages is more than %llu",
+			(unsigned long long)ph->npages, (unsigned long long)VMS_MAX_PAGES);
+		ret = -E2BIG;
+		goto err;
+	}
+	for (i = 0; i < cfg->nregions; i++) {
+		if (cfg->regions[i].memfd < 0)
+			continue;
+		ph->regions[i].memfd = fcntl(cfg->regions[i].memfd, F_DUPFD_CLOEXEC, 0);
+		if (ph->regions[i].memfd < 0) {
+			ret = -errno;
+			goto err;
+		}
+	}
+	pthread_mutex_init(&ph->lock, NULL);
+	pthread_mutex_init(&ph->job_lock, NULL);
+	ph->move_threads = cfg->move_threads;
+	if (!ph->move_threads) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		ph->move_threads = n < 1 ? 1 : n > 8 ? 8 : (unsigned int)n;
+	}
+	ph->chunk_pages = vms_bytes_to_pages(VMS_PH_MAX_CHUNK_BYTES);
+	if (!ph->chunk_pages)
+		ph->chunk_pages = 1;
+	ph->job_buf = malloc(vms_pages_to_bytes(ph->chunk_pages));
+	ph->job_slots = calloc(ph->chunk_pages, sizeof(*ph->job_slots));
+	ph->job_new = calloc(ph->chunk_pages, sizeof(*ph->job_new));
+	ph->job_pgoffs = calloc(ph->chunk_pages, sizeof(*ph->job_pgoffs));
+	if (!ph->job_buf || !ph->job_slots || !ph->job_new || !ph->job_pgoffs) {
+		ret = -ENOMEM;
+		goto err_locks;
+	}
+	ret = vms_page_state_init(&ph->ps, ph->npages);
+	if (ret)
+		goto err_locks;
+	ret = vms_staging_init(&ph->st, ph->npages);
+	if (ret)
+		goto err_locks;
+	ret = vms_swap_file_open(&ph->sf, cfg->swap_dir ? cfg->swap_dir : "/tmp", ph->npages);
+	if (ret)
+		goto err_locks;
+	*out = ph;
+	return 0;
+err_locks:
+	vms_ph_destroy(ph);
+	return ret;
+err:
+	for (i = 0; i < ph->nregions; i++)
+		if (ph->regions[i].memfd >= 0)
+			close(ph->regions[i].memfd);
+	free(ph->regions);
+	free(ph->by_addr);
+	free(ph);
+	return ret;
+}
+
+void vms_ph_destroy(struct vms_page_handler *ph)
+{
+	size_t i;
+
+	if (!ph)
+		return;
+	vms_swap_file_close(&ph->sf);
+	vms_staging_destroy(&ph->st);
+	vms_page_state_destroy(&ph->ps);
+	for (i = 0; i < ph->nregions; i++)
+		if (ph->regions[i].memfd >= 0)
+			close(ph->regions[i].memfd);
+	free(ph->job_buf);
+	free(ph->job_slots);
+	free(ph->job_new);
+	free(ph->job_pgoffs);
+	free(ph->regions);
+	free(ph->by_addr);
+	pthread_mutex_destroy(&ph->lock);
+	pthread_mutex_destroy(&ph->job_lock);
+	free(ph);
+}
+
+uint64_t vms_ph_metadata_bytes(const struct vms_page_handler *ph)
+{
+	return vms_page_state_bytes(ph->npages) + vms_bitmap_bytes(ph->sf.max_slots);
+}
+
+void vms_ph_inject_write_error(struct vms_page_handler *ph, int err)
+{
+	vms_swap_file_inject_write_error(&ph->sf, err);
+}
+
+/* ---- fault ---- */
+
+int vms_ph_fault(struct vms_page_handler *ph, int uffd, uint64_t addr)
+{
+	uint64_t ps = vms_page_size(), pgoff, dst, done, buf_seq = 0;
+	uint32_t buf_slot = VMS_PS_NO_SLOT;
+	struct ph_region *r;
+	uint8_t *buf = NULL;
+	int ret;
+
+	lock_state(ph);
+	r = find_region(ph, addr);
+	if (!r) {
+		unlock_state(ph);
+		vms_log(VMS_LOG_ERROR, "page handler: fault at %#llx outside every region",
+			(unsigned long long)addr);
+		return -EFAULT;
+	}
+	pgoff = region_pgoff(r, addr);
+	dst = region_addr(r, pgoff);
+	for (;;) {
+		if (vms_ps_staged(&ph->ps, pgoff)) {
+			ret = vms_uffd_copy(uffd, dst, vms_staging_page(&ph->st, pgoff), ps, 0,
+					    &done);
+			if (!ret) {
+				r->copied_from_staging++;
+			} else if (ret == -EEXIST) {
+				/* Filled behind our back: the guest's page wins. */
+				vms_log(VMS_LOG_WARN, "page handler: staged page %#llx was resident",
+					(unsigned long long)dst);
+				ret = vms_uffd_wake(uffd, dst, ps);
+				r->redundant++;
+			} else {
+				break;
+			}
+			vms_ps_clear_staged(&ph->ps, pgoff);
+			defer_free_staging(ph, pgoff);
+			break;
+		}
+		if (vms_ps_present(&ph->ps, pgoff)) {
+			uint32_t slot = vms_ps_slot(&ph->ps, pgoff);
+
+			if (buf_slot != slot || buf_seq != ph->seq) {
+				/* Read the slot without the lock, then look again. */
+				buf_seq = ph->seq;
+				buf_slot = slot;
+				unlock_state(ph);
+				if (!buf)
+					buf = malloc(ps);
+				ret = buf ? vms_swap_file_read(&ph->sf, slot, buf, 1) : -ENOMEM;
+				lock_state(ph);
+				if (ret) {
+					vms_log(VMS_LOG_ERROR,
+						"page handler: reading slot %u for %#llx: %d", slot,
+						(unsigned long long)dst, ret);
+					break;
+				}
+				continue;
+			}
+			ret = vms_uffd_copy(uffd, dst, buf, ps, 0, &done);
+			if (!ret) {
+				r->copied_from_file++;
+			} else if (ret == -EEXIST) {
+				vms_log(VMS_LOG_WARN, "page handler: swapped page %#llx was resident",
+					(unsigned long long)dst);
+				ret = vms_uffd_wake(uffd, dst, ps);
+				r->redundant++;
+			} else {
+				break;
+			}
+			/* Keep the slot (CLEARED): trim may find the page unchanged. */
+			vms_ps_set_cleared(&ph->ps, pgoff);
+			break;
+		}
+		ret = vms_uffd_zeropage(uffd, dst, ps, 0, &done);
+		if (!ret) {
+			r->zeroed++;
+		} else if (ret == -EEXIST) {
+			/* Another fault or swap-in filled it: release the waiters. */
+			ret = vms_uffd_wake(uffd, dst, ps);
+			r->redundant++;
+		}
+		break;
+	}
+	unlock_state(ph);
+	free(buf);
+	if (ret && ret != -EAGAIN)
+		vms_log(ret == -ESRCH ? VMS_LOG_INFO : VMS_LOG_ERROR,
+			"page handler: fault at %#llx: %d", (unsigned long long)addr, ret);
+	return ret;
+}
+
+/* ---- remove ---- */
+
+int vms_ph_remove(struct vms_page_handler *ph, uint64_t start, uint64_t end)
+{
+	struct vms_page_state *ps = &ph->ps;
+	uint64_t a;
+
+	if (!vms_is_page_aligned(start) || !vms_is_page_aligned(end) || end < start) {
+		vms_log(VMS_LOG_ERROR, "page handler: remove of [%#llx, %#llx) is misaligned",
+			(unsigned long long)start, (unsigned long long)end);
+		return -EINVAL;
+	}
+	lock_state(ph);
+	/* Check first, so that a bad range changes nothing. */
+	for (a = start; a < end;) {
+		struct ph_region *r = find_region(ph, a);
+
+		if (!r) {
+			unlock_state(ph);
+			vms_log(VMS_LOG_ERROR,
+				"page handler: remove of [%#llx, %#llx): %#llx is in no region",
+				(unsigned long long)start, (unsigned long long)end,
+				(unsigned long long)a);
+			return -EFAULT;
+		}
+		a = r->addr + r->len;
+	}
+	for (a = start; a < end;) {
+		struct ph_region *r = find_region(ph, a);
+		uint64_t e = end < r->addr + r->len ? end : r->addr + r->len;
+		uint64_t p0 = region_pgoff(r, a), p1 = region_pgoff(r, e - 1) + 1, p, q;
+
+		for (p = vms_bitmap_next_set(&ps->staged, p0, p1); p < p1;
+		     p = vms_bitmap_next_set(&ps->staged, q, p1)) {
+			q = vms_bitmap_next_clear(&ps->staged, p, p1);
+			vms_bitmap_clear_range(&ps->staged, p, q);
+			free_staging(ph, p, q - p);
+		}
+		for (p = vms_bitmap_next_set(&ps->slotted, p0, p1); p < p1;
+		     p = vms_bitmap_next_set(&ps->slotted, p + 1, p1))
+			drop_slot(ph, p);
+		a = e;
+	}
+	unlock_state(ph);
+	return 0;
+}
+
+/* ---- move to staging ---- */
+
+/* A data extent clipped to one THP window, as byte offsets into the region. */
+struct move_piece {
+	uint64_t off;
+	uint64_t len;
+};
+
+struct move_window {
+	size_t first; /* index into pieces */
+	size_t n;
+};
+
+struct move_ctx {
+	struct vms_page_handler *ph;
+	struct ph_region *r;
+	const uint8_t *src; /* read-only mapping of the region's memfd range */
+	struct move_piece *pieces;
+	struct move_window *windows;
+	size_t nwindows;
+	size_t next; /* atomic: next window to take */
+	int err; /* atomic: first error */
+	uint64_t moved; /* atomic */
+};
+
+/* Copy one window to staging, mark it staged, then punch it out of guest memory. */
+static int move_window(struct move_ctx *c, const struct move_window *w)
+{
+	struct vms_page_handler *ph = c->ph;
+	struct ph_region *r = c->r;
+	const struct move_piece *first = &c->pieces[w->first];
+	const struct move_piece *last = &c->pieces[w->first + w->n - 1];
+	uint64_t npages = 0, p;
+	size_t i;
+	int ret;
+
+	for (i = 0; i < w->n; i++) {
+		const struct move_piece *pc = &c->pieces[w->first + i];
+
+		ret = vms_staging_write(&ph->st, r->base + vms_addr_to_pgoff(pc->off),
+					c->src + pc->off, vms_bytes_to_pages(pc->len));
+		if (ret)
+			return ret; /* nothing marked: the pages stay resident */
+	}
+	/* Mark only after the copy (crosvm marks first, spec 9.3). */
+	lock_state(ph);
+	for (i = 0; i < w->n; i++) {
+		const struct move_piece *pc = &c->pieces[w->first + i];
+		uint64_t p0 = r->base + vms_addr_to_pgoff(pc->off);
+		uint64_t p1 = p0 + vms_bytes_to_pages(pc->len);
+
+		for (p = vms_bitmap_next_set(&ph->ps.present, p0, p1); p < p1;
+		     p = vms_bitmap_next_set(&ph->ps.present, p + 1, p1))
+			vms_ps_set_cleared(&ph->ps, p); /* resident data is newer */
+		vms_bitmap_set_range(&ph->ps.staged, p0, p1);
+		npages += p1 - p0;
+	}
+	if (r->base + vms_addr_to_pgoff(first->off) < ph->staged_hint)
+		ph->staged_hint = r->base + vms_addr_to_pgoff(first->off);
+	unlock_state(ph);
+	/*
+	 * One punch per window, from the first to the last data byte: holes inside are
+	 * harmless and the window never crosses a THP boundary of the memfd, so a shmem
+	 * huge page is punched whole or not at all. A punch on the fd is what
+	 * MADV_REMOVE does on a mapping; neither produces a uffd event here.
+	 */
+	if (fallocate(r->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)(r->memfd_off + first->off),
+		      (off_t)(last->off + last->len - first->off)) < 0) {
+		ret = -errno;
+		/* Roll back: the guest still has the pages. */
+		lock_state(ph);
+		for (i = 0; i < w->n; i++) {
+			const struct move_piece *pc = &c->pieces[w->first + i];
+			uint64_t p0 = r->base + vms_addr_to_pgoff(pc->off);
+
+			vms_bitmap_clear_range(&ph->ps.staged, p0,
+					       p0 + vms_bytes_to_pages(pc->len));
+		}
+		unlock_state(ph);
+		return ret;
+	}
+	__atomic_add_fetch(&c->moved, npages, __ATOMIC_RELAXED);
+	return 0;
+}
+
+static void *move_worker(void *arg)
+{
+	struct move_ctx *c = arg;
+
+	for (;;) {
+		size_t i = __atomic_fetch_add(&c->next, 1, __ATOMIC_RELAXED);
+		int ret;
+
+		if (i >= c->nwindows || __atomic_load_n(&c->err, __ATOMIC_RELAXED))
+			break;
+		ret = move_window(c, &c->windows[i]);
+		if (ret) {
+			int zero = 0;
+
+			__atomic_compare_exchange_n(&c->err, &zero, ret, false, __ATOMIC_RELAXED,
+						    __ATOMIC_RELAXED);
+		}
+	}
+	return NULL;
+}
+
+/* Find the data extents with SEEK_DATA/SEEK_HOLE and cut them into THP windows. */
+static int plan_move(struct move_ctx *c, size_t *npieces_out)
+{
+	const struct ph_region *r = c->r;
+	uint64_t thp = vms_thp_size(), cur = 0;
+	size_t np = 0, cap = 0, nw = 0, wcap = 0;
+	uint64_t last_win = UINT64_MAX;
+
+	while (cur < r->len) {
+		off_t d = lseek(r->memfd, (off_t)(r->memfd_off + cur), SEEK_DATA), h;
+		uint64_t ds, he;
+
+		if (d < 0) {
+			if (errno == ENXIO)
+				break;
+			return -errno;
+		}
+		if ((uint64_t)d >= r->memfd_off + r->len)
+			break;
+		h = lseek(r->memfd, d, SEEK_HOLE);
+		if (h < 0)
+			return -errno;
+		ds = vms_page_align_down((uint64_t)d - r->memfd_off);
+		he = (uint64_t)h - r->memfd_off;
+		he = he > r->len ? r->len : vms_page_align_down(he + vms_page_size() - 1);
+		while (ds < he) {
+			/* Windows are aligned on memfd offsets, where shmem puts huge pages. */
+			uint64_t abs = r->memfd_off + ds, win = abs / thp;
+			uint64_t wend = (win + 1) * thp - r->memfd_off;
+			uint64_t e = he < wend ? he : wend;
+
+			if (np == cap) {
+				void *p = realloc(c->pieces, (cap = cap ? 2 * cap : 64) *
+								     sizeof(*c->pieces));
+
+				if (!p)
+					return -ENOMEM;
+				c->pieces = p;
+			}
+			if (win != last_win) {
+				if (nw == wcap) {
+					void *p = realloc(c->windows, (wcap = wcap ? 2 * wcap : 64) *
+									      sizeof(*c->windows));
+
+					if (!p)
+						return -ENOMEM;
+					c->windows = p;
+				}
+				c->windows[nw++] = (struct move_window){ .first = np, .n = 0 };
+				last_win = win;
+			}
+			c->pieces[np++] = (struct move_piece){ .off = ds, .len = e - ds };
+			c->windows[nw - 1].n++;
+			ds = e;
+		}
+		cur = he;
+	}
+	c->nwindows = nw;
+	*npieces_out = np;
+	return 0;
+}
+
+static int move_region(struct vms_page_handler *ph, struct ph_region *r, uint64_t *moved)
+{
+	struct move_ctx c = { .ph = ph, .r = r };
+	pthread_t threads[8];
+	unsigned int nthreads, started = 0, i;
+	size_t npieces = 0;
+	void *map;
+	int ret;
+
+	if (r->memfd < 0) {
+		vms_log(VMS_LOG_ERROR, "page handler: region %#llx has no memfd to move",
+			(unsigned long long)r->addr);
+		return -EINVAL;
+	}
+	lock_state(ph);
+	flush_pending_free(ph); /* before anything writes staging again */
+	r->copied_from_file = r->copied_from_staging = r->zeroed = r->redundant = 0;
+	r->swap_in = 0;
+	unlock_state(ph);
+
+	ret = plan_move(&c, &npieces);
+	if (ret || !c.nwindows)
+		goto out;
+	map = mmap(NULL, r->len, PROT_READ, MAP_SHARED, r->memfd, (off_t)r->memfd_off);
+	if (map == MAP_FAILED) {
+		ret = -errno;
+		goto out;
+	}
+	c.src = map;
+	nthreads = ph->move_threads < 8 ? ph->move_threads : 8;
+	if (nthreads > c.nwindows)
+		nthreads = (unsigned int)c.nwindows;
+	/* The calling thread works too; extra threads only when there is work. */
+	for (i = 1; i < nthreads; i++) {
+		if (pthread_create(&threads[started], NULL, move_worker, &c))
+			break;
+		started++;
+	}
+	move_worker(&c);
+	for (i = 0; i < started; i++)
+		pthread_join(threads[i], NULL);
+	munmap(map, r->len);
+	ret = c.err;
+out:
+	if (ret)
+		vms_log(VMS_LOG_ERROR, "page handler: moving region %#llx to staging: %d",
+			(unsigned long long)r->addr, ret);
+	if (moved)
+		*moved += c.moved;
+	free(c.pieces);
+	free(c.windows);
+	return ret;
+}
+
+int vms_ph_move_to_staging(struct vms_page_handler *ph, uint64_t base_addr, uint64_t *moved)
+{
+	struct ph_region *r = find_region(ph, base_addr);
+	int ret;
+
+	if (!r || r->addr != base_addr) {
+		vms_log(VMS_LOG_ERROR, "page handler: %#llx is not the start of a region",
+			(unsigned long long)base_addr);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&ph->job_lock);
+	ret = move_region(ph, r, moved);
+	pthread_mutex_unlock(&ph->job_lock);
+	return ret;
+}
+
+int vms_ph_move_all_to_staging(struct vms_page_handler *ph, uint64_t *moved)
+{
+	int ret = 0;
+	size_t i;
+
+	pthread_mutex_lock(&ph->job_lock);
+	for (i = 0; i < ph->nregions && !ret; i++)
+		ret = move_region(ph, &ph->regions[i], moved);
+	pthread_mutex_unlock(&ph->job_lock);
+	return ret;
+}
+
+/* ---- swap-out ---- */
+
+int vms_ph_swap_out(struct vms_page_handler *ph, uint64_t max_pages, uint64_t *written)
+{
+	uint32_t *slots = ph->job_slots;
+	uint8_t *fresh = ph->job_new;
+	uint64_t p, n, i, j, hwm;
+	int ret = 0;
+
+	*written = 0;
+	if (!max_pages)
+		return -EINVAL;
+	if (max_pages > ph->chunk_pages)
+		max_pages = ph->chunk_pages;
+	pthread_mutex_lock(&ph->job_lock);
+	lock_state(ph);
+	p = vms_bitmap_next_set(&ph->ps.staged, ph->staged_hint, ph->npages);
+	ph->staged_hint = p;
+	if (p >= ph->npages) {
+		unlock_state(ph);
+		pthread_mutex_unlock(&ph->job_lock);
+		return 0;
+	}
+	/* The file does not care about region boundaries: runs may cross them. */
+	n = vms_bitmap_next_clear(&ph->ps.staged, p,
+				  p + max_pages < ph->npages ? p + max_pages : ph->npages) - p;
+	for (i = 0; i < n; i++) {
+		slots[i] = vms_ps_slot(&ph->ps, p + i);
+		fresh[i] = slots[i] == VMS_PS_NO_SLOT;
+		if (fresh[i])
+			ret = vms_swap_file_alloc(&ph->sf, &slots[i]);
+		if (ret) {
+			while (i--)
+				if (fresh[i])
+					vms_swap_file_free(&ph->sf, slots[i]);
+			unlock_state(ph);
+			pthread_mutex_unlock(&ph->job_lock);
+			return ret;
+		}
+	}
+	unlock_state(ph);
+
+	/*
+	 * Write straight from staging. A page faulted or removed meanwhile has its
+	 * staging page freed (we then write zeros) and is skipped at commit; nothing
+	 * can stage a page again while we hold the job lock.
+	 */
+#ifdef MADV_POPULATE_READ
+	/* Map the source in one call rather than one fault per 16 pages (5.14+; a
+	 * failure only costs those faults). */
+	(void)madvise(vms_staging_page(&ph->st, p), vms_pages_to_bytes(n), MADV_POPULATE_READ);
+#endif
+	for (i = 0; i < n && !ret; i = j) {
+		for (j = i + 1; j < n && slots[j] == slots[j - 1] + 1; j++)
+			;
+		ret = vms_swap_file_write(&ph->sf, slots[i], vms_staging_page(&ph->st, p + i),
+					  j - i);
+	}
+
+	lock_state(ph);
+	if (ret) {
+		/* Nothing changed: the pages are still staged; give the new slots back. */
+		for (i = 0; i < n; i++)
+			if (fresh[i])
+				vms_swap_file_free(&ph->sf, slots[i]);
+		unlock_state(ph);
+		pthread_mutex_unlock(&ph->job_lock);
+		vms_log(VMS_LOG_ERROR, "page handler: swap-out of %llu pages at %llu: %d",
+			(unsigned long long)n, (unsigned long long)p, ret);
+		return ret;
+	}
+	for (i = 0; i < n; i++) {
+		if (vms_ps_clear_staged(&ph->ps, p + i))
+			vms_ps_set_present(&ph->ps, p + i, slots[i]);
+		else if (fresh[i])
+			vms_swap_file_free(&ph->sf, slots[i]);
+		/* else: a reused CLEARED slot, still CLEARED (fault) or freed (remove) */
+	}
+	hwm = ph->sf.hwm;
+	unlock_state(ph);
+	free_staging(ph, p, n);
+	(void)vms_swap_file_shrink(&ph->sf, hwm);
+	pthread_mutex_unlock(&ph->job_lock);
+	*written = n;
+	return 0;
+}
+
+/* ---- trim ---- */
+
+static bool page_is_zero(const uint8_t *page, uint64_t len)
+{
+	const uint64_t *w = (const uint64_t *)page;
+	uint64_t i, acc = 0;
+
+	for (i = 0; i < len / sizeof(*w); i += 8) {
+		acc |= w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] |
+		       w[i + 7];
+		if (acc)
+			return false;
+	}
+	return true;
+}
+
+int vms_ph_trim(struct vms_page_handler *ph, struct vms_ph_trim *t, uint64_t max_pages,
+		uint64_t *trimmed)
+{
+	uint64_t ps = vms_page_size(), *cand = ph->job_pgoffs, ncand = 0, seen = 0;
+	uint64_t p, i, j, zero = 0, clean = 0, zstart = 0, zlen = 0;
+	uint32_t *slots = ph->job_slots;
+	int ret = 0;
+
+	if (trimmed)
+		*trimmed = 0;
+	if (t->done)
+		return 0;
+	pthread_mutex_lock(&ph->job_lock);
+	lock_state(ph);
+	p = t->cursor;
+	while (seen < max_pages && ncand < ph->chunk_pages) {
+		p = vms_bitmap_next_set(&ph->ps.staged, p, ph->npages);
+		if (p >= ph->npages)
+			break;
+		seen++;
+		if (page_is_zero(vms_staging_page(&ph->st, p), ps)) {
+			/* A zero page needs neither staging nor disk. */
+			vms_ps_clear_staged(&ph->ps, p);
+			drop_slot(ph, p);
+			if (zlen && zstart + zlen == p) {
+				zlen++;
+			} else {
+				if (zlen)
+					free_staging(ph, zstart, zlen);
+				zstart = p;
+				zlen = 1;
+			}
+			zero++;
+		} else if (vms_ps_slot(&ph->ps, p) != VMS_PS_NO_SLOT && !vms_ps_present(&ph->ps, p)) {
+			cand[ncand] = p;
+			slots[ncand++] = vms_ps_slot(&ph->ps, p);
+		}
+		p++;
+	}
+	t->cursor = p;
+	if (p >= ph->npages)
+		t->done = true;
+	unlock_state(ph);
+	if (zlen)
+		free_staging(ph, zstart, zlen);
+
+	/* Compare the CLEARED candidates with their slots, without the state lock. */
+	for (i = 0; i < ncand && !ret; i = j) {
+		for (j = i + 1; j < ncand && slots[j] == slots[j - 1] + 1; j++)
+			;
+		ret = vms_swap_file_read(&ph->sf, slots[i], ph->job_buf + vms_pages_to_bytes(i),
+					 j - i);
+	}
+	if (ret) {
+		vms_log(VMS_LOG_ERROR, "page handler: trim: reading the swap file: %d", ret);
+		pthread_mutex_unlock(&ph->job_lock);
+		return ret;
+	}
+	for (i = 0; i < ncand; i++)
+		if (memcmp(ph->job_buf + vms_pages_to_bytes(i),
+			   vms_staging_page(&ph->st, cand[i]), ps))
+			cand[i] = UINT64_MAX;
+
+	lock_state(ph);
+	for (i = 0; i < ncand; i++) {
+		p = cand[i];
+		/* Still staged with the same CLEARED slot (else a fault/remove intervened). */
+		if (p == UINT64_MAX || !vms_ps_staged(&ph->ps, p) ||
+		    vms_ps_slot(&ph->ps, p) != slots[i] || vms_ps_present(&ph->ps, p)) {
+			cand[i] = UINT64_MAX;
+			continue;
+		}
+		vms_ps_clear_staged(&ph->ps, p);
+		vms_ps_set_present(&ph->ps, p, slots[i]);
+		clean++;
+	}
+	unlock_state(ph);
+	for (i = 0; i < ncand; i++)
+		if (cand[i] != UINT64_MAX)
+			free_staging(ph, cand[i], 1);
+	pthread_mutex_unlock(&ph->job_lock);
+	t->zero_pages += zero;
+	t->clean_pages += clean;
+	if (trimmed)
+		*trimmed = zero + clean;
+	return 0;
+}
+
+/* ---- swap-in ---- */
+
+/* Fill the run of staged pages at p (under the state lock). */
+static int swap_in_staged(struct vms_page_handler *ph, int uffd, uint64_t p,
+			  uint64_t max_pages, uint64_t *filled, uint64_t *freed)
+{
+	struct ph_region *r = pgoff_region(ph, p);
+	uint64_t lim = region_end_pgoff(r), n, k, done = 0;
+	int ret;
+
+	if (p + max_pages < lim)
+		lim = p + max_pages;
+	n = vms_bitmap_next_clear(&ph->ps.staged, p, lim) - p;
+	ret = vms_uffd_copy(uffd, region_addr(r, p), vms_staging_page(&ph->st, p),
+			    vms_pages_to_bytes(n), 0, &done);
+	k = vms_bytes_to_pages(done);
+	vms_bitmap_clear_range(&ph->ps.staged, p, p + k);
+	r->swap_in += k;
+	*filled = k;
+	*freed = k;
+	if (ret == -EEXIST) {
+		/* Resident already, though staged: the guest's page wins. */
+		vms_log(VMS_LOG_WARN, "page handler: swap-in: staged page %#llx was resident",
+			(unsigned long long)region_addr(r, p + k));
+		vms_ps_clear_staged(&ph->ps, p + k);
+		*freed = k + 1;
+		ret = 0;
+	}
+	return ret;
+}
+
+int vms_ph_swap_in(struct vms_page_handler *ph, int uffd, uint64_t max_pages,
+		   uint64_t *filled)
+{
+	uint64_t p, q, n, i, j, k, done, seq0, pf = 0, npf = 0;
+	uint32_t *slots = ph->job_slots;
+	struct ph_region *r;
+	int ret = 0, tries;
+
+	*filled = 0;
+	if (!max_pages)
+		return -EINVAL;
+	if (max_pages > ph->chunk_pages)
+		max_pages = ph->chunk_pages;
+	pthread_mutex_lock(&ph->job_lock);
+	lock_state(ph);
+	p = vms_bitmap_next_set(&ph->ps.staged, ph->staged_hint, ph->npages);
+	ph->staged_hint = p;
+	if (p < ph->npages) {
+		uint64_t freed;
+
+		/* Staging first: memory to memory, fine under the lock. */
+		ret = swap_in_staged(ph, uffd, p, max_pages, filled, &freed);
+		unlock_state(ph);
+		free_staging(ph, p, freed);
+		pthread_mutex_unlock(&ph->job_lock);
+		return ret;
+	}
+	for (tries = 0;; tries++) {
+		p = vms_bitmap_next_set(&ph->ps.present, 0, ph->npages);
+		if (p >= ph->npages)
+			goto out;
+		if (tries == 3) {
+			ret = -EAGAIN; /* removes keep freeing slots: let the caller come back */
+			goto out;
+		}
+		/* One region only: the run is filled at consecutive guest addresses
+		 * (crosvm b/324344124 lost pages at region boundaries). */
+		r = pgoff_region(ph, p);
+		q = region_end_pgoff(r);
+		if (p + max_pages < q)
+			q = p + max_pages;
+		n = vms_bitmap_next_clear(&ph->ps.present, p, q) - p;
+		for (i = 0; i < n; i++)
+			slots[i] = vms_ps_slot(&ph->ps, p + i);
+		/* The next run's slots, for readahead while we copy this one. */
+		pf = vms_bitmap_next_set(&ph->ps.present, p + n, ph->npages);
+		npf = 0;
+		if (pf < ph->npages) {
+			uint32_t s0 = vms_ps_slot(&ph->ps, pf);
+
+			q = vms_bitmap_next_clear(&ph->ps.present, pf,
+						  pf + max_pages < ph->npages ? pf + max_pages :
+									       ph->npages);
+			for (npf = 1; pf + npf < q &&
+				      vms_ps_slot(&ph->ps, pf + npf) == s0 + npf; npf++)
+				;
+			pf = s0;
+		}
+		seq0 = ph->seq;
+		unlock_state(ph);
+		for (i = 0; i < n && !ret; i = j) {
+			for (j = i + 1; j < n && slots[j] == slots[j - 1] + 1; j++)
+				;
+			ret = vms_swap_file_read(&ph->sf, slots[i],
+						 ph->job_buf + vms_pages_to_bytes(i), j - i);
+		}
+		if (npf)
+			vms_swap_file_prefetch(&ph->sf, (uint32_t)pf, npf);
+		lock_state(ph);
+		if (ret) {
+			vms_log(VMS_LOG_ERROR, "page handler: swap-in: reading the swap file: %d",
+				ret);
+			goto out;
+		}
+		if (seq0 == ph->seq)
+			break;
+	}
+	/* Copy the pages that are still swapped with the same slot, in sub-runs. */
+	for (i = 0; i < n; i = j) {
+		if (!vms_ps_present(&ph->ps, p + i) || vms_ps_slot(&ph->ps, p + i) != slots[i]) {
+			j = i + 1;
+			continue;
+		}
+		for (j = i + 1; j < n && vms_ps_present(&ph->ps, p + j) &&
+				vms_ps_slot(&ph->ps, p + j) == slots[j];
+		     j++)
+			;
+		done = 0;
+		ret = vms_uffd_copy(uffd, region_addr(r, p + i), ph->job_buf + vms_pages_to_bytes(i),
+				    vms_pages_to_bytes(j - i), 0, &done);
+		k = vms_bytes_to_pages(done);
+		for (q = p + i; q < p + i + k; q++)
+			vms_ps_set_cleared(&ph->ps, q);
+		r->swap_in += k;
+		*filled += k;
+		if (ret == -EEXIST) {
+			vms_log(VMS_LOG_WARN, "page handler: swap-in: swapped page %#llx was resident",
+				(unsigned long long)region_addr(r, p + i + k));
+			vms_ps_set_cleared(&ph->ps, p + i + k);
+			j = i + k + 1;
+			ret = 0;
+			continue;
+		}
+		if (ret)
+			break;
+	}
+out:
+	unlock_state(ph);
+	pthread_mutex_unlock(&ph->job_lock);
+	if (ret && ret != -EAGAIN)
+		vms_log(VMS_LOG_ERROR, "page handler: swap-in: %d", ret);
+	return ret;
+}
+
+/* ---- metrics ---- */
+
+static int count_resident(const struct ph_region *r, uint64_t *pages)
+{
+	uint64_t cur = r->memfd_off, end = r->memfd_off + r->len;
+
+	while (cur < end) {
+		off_t d = lseek(r->memfd, (off_t)cur, SEEK_DATA), h;
+
+		if (d < 0)
+			return errno == ENXIO ? 0 : -errno;
+		if ((uint64_t)d >= end)
+			break;
+		h = lseek(r->memfd, d, SEEK_HOLE);
+		if (h < 0)
+			return -errno;
+		if ((uint64_t)h > end)
+			h = (off_t)end;
+		*pages += vms_bytes_to_pages_up((uint64_t)(h - d));
+		cur = (uint64_t)h;
+	}
+	return 0;
+}
+
+int vms_ph_metrics(struct vms_page_handler *ph, struct vms_ph_metrics *m)
+{
+	int ret = 0;
+	size_t i;
+
+	*m = (struct vms_ph_metrics){ 0 };
+	lock_state(ph);
+	for (i = 0; i < ph->nregions; i++) {
+		const struct ph_region *r = &ph->regions[i];
+
+		m->copied_from_file_pages += r->copied_from_file;
+		m->copied_from_staging_pages += r->copied_from_staging;
+		m->zeroed_pages += r->zeroed;
+		m->redundant_pages += r->redundant;
+		m->swap_in_pages += r->swap_in;
+		if (r->memfd >= 0 && !ret)
+			ret = count_resident(r, &m->resident_pages);
+	}
+	m->staging_pages = ph->ps.staged.count;
+	m->swap_pages = ph->ps.present.count;
+	m->swap_file_slots = ph->sf.hwm;
+	unlock_state(ph);
+	if (ret)
+		vms_log(VMS_LOG_ERROR, "page handler: counting resident pages: %d", ret);
+	return ret;
+}

@@ -1,0 +1,474 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * handler_util.c - page-handler selftest helpers (see handler_util.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <vmmswap/pagesize.h>
+
+#include "handler_util.h"
+
+uint64_t hu_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- guest memory ---- */
+
+int hu_guest_create(struct hu_guest *g, const uint64_t *region_pages, size_t nregions,
+		    unsigned int flags)
+{
+	uint64_t ps = vms_page_size(), thp = vms_thp_size(), gap, align, off = 0, cur;
+	size_t i;
+	int ret;
+
+	memset(g, 0, sizeof(*g));
+	g->memfd = -1;
+	if (!nregions || nregions > HU_MAX_REGIONS)
+		return -EINVAL;
+	for (i = 0; i < nregions; i++)
+		g->len += region_pages[i] * ps;
+	g->nregions = nregions;
+	g->memfd = memfd_create("hu-guest", MFD_CLOEXEC);
+	if (g->memfd < 0)
+		return -errno;
+	if (ftruncate(g->memfd, (off_t)g->len) < 0)
+		goto err_errno;
+	g->alias = mmap(NULL, g->len, PROT_READ | PROT_WRITE, MAP_SHARED, g->memfd, 0);
+	if (g->alias == MAP_FAILED) {
+		g->alias = NULL;
+		goto err_errno;
+	}
+	gap = (flags & HU_GAP) ? ps : 0;
+	align = (flags & HU_THP_ALIGN) ? thp : ps;
+	/* Room for every region, its gap and its alignment slack. */
+	g->resv_len = g->len + nregions * (gap + align) + align;
+	g->resv = mmap(NULL, g->resv_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		       -1, 0);
+	if (g->resv == MAP_FAILED) {
+		g->resv = NULL;
+		goto err_errno;
+	}
+	/* Lay the regions out upwards, or downwards with HU_REVERSED. */
+	cur = (uint64_t)(uintptr_t)g->resv;
+	if (flags & HU_REVERSED)
+		cur += g->resv_len;
+	for (i = 0; i < nregions; i++) {
+		uint64_t len = region_pages[i] * ps, addr;
+		void *p;
+
+		if (flags & HU_REVERSED) {
+			addr = (cur - len) & ~(align - 1);
+			cur = addr - gap;
+		} else {
+			addr = (cur + align - 1) & ~(align - 1);
+			cur = addr + len + gap;
+		}
+		p = mmap((void *)(uintptr_t)addr, len, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_FIXED, g->memfd, (off_t)off);
+		if (p == MAP_FAILED)
+			goto err_errno;
+		g->base[i] = p;
+		g->regions[i] = (struct vms_ph_region){
+			.addr = addr, .len = len, .memfd = g->memfd, .memfd_off = off
+		};
+		off += len;
+	}
+	return 0;
+err_errno:
+	ret = -errno;
+	hu_guest_destroy(g);
+	return ret;
+}
+
+void hu_guest_destroy(struct hu_guest *g)
+{
+	if (g->resv)
+		munmap(g->resv, g->resv_len);
+	if (g->alias)
+		munmap(g->alias, g->len);
+	if (g->memfd >= 0)
+		close(g->memfd);
+	memset(g, 0, sizeof(*g));
+	g->memfd = -1;
+}
+
+uint8_t *hu_page(const struct hu_guest *g, size_t region, uint64_t page)
+{
+	return g->base[region] + vms_pgoff_to_addr(page);
+}
+
+uint8_t *hu_alias_page(const struct hu_guest *g, size_t region, uint64_t page)
+{
+	return g->alias + g->regions[region].memfd_off + vms_pgoff_to_addr(page);
+}
+
+/* ---- uffd and handler ---- */
+
+bool hu_uffd_unavailable(int err)
+{
+	return err == -EPERM || err == -EACCES || err == -ENOENT || err == -ENOSYS;
+}
+
+int hu_uffd_create(struct vms_uffd *u)
+{
+	return vms_uffd_create(u, UFFD_FEATURE_EVENT_REMOVE, 0);
+}
+
+int hu_uffd_register(const struct vms_uffd *u, const struct hu_guest *g)
+{
+	size_t i;
+	int ret;
+
+	for (i = 0; i < g->nregions; i++) {
+		ret = vms_uffd_register(u->fd, g->regions[i].addr, g->regions[i].len,
+					UFFDIO_REGISTER_MODE_MISSING, VMS_UFFD_MISSING_IOCTLS,
+					NULL);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int hu_handler_create(const struct hu_guest *g, const char *dir,
+		      struct vms_page_handler **ph)
+{
+	struct vms_ph_config cfg = {
+		.regions = g->regions,
+		.nregions = g->nregions,
+		.swap_dir = dir,
+	};
+
+	if (!cfg.swap_dir)
+		cfg.swap_dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	return vms_ph_create(&cfg, ph);
+}
+
+/* ---- event loop ---- */
+
+#define HU_MAX_DEFERRED 1024
+
+static void loop_error(struct hu_loop *l, int err)
+{
+	int zero = 0;
+
+	__atomic_compare_exchange_n(&l->err, &zero, err, false, __ATOMIC_RELAXED,
+				    __ATOMIC_RELAXED);
+}
+
+static void *loop_main(void *arg)
+{
+	struct hu_loop *l = arg;
+	struct uffd_msg msgs[64];
+	uint64_t *deferred = calloc(HU_MAX_DEFERRED, sizeof(*deferred));
+	size_t ndef = 0, i, n;
+	int ret;
+
+	if (!deferred) {
+		loop_error(l, -ENOMEM);
+		return NULL;
+	}
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{ .fd = l->uffd, .events = POLLIN },
+			{ .fd = l->stop_fd, .events = POLLIN },
+		};
+
+		if (poll(pfd, 2, ndef ? 1 : -1) < 0 && errno != EINTR) {
+			loop_error(l, -errno);
+			break;
+		}
+		if (pfd[1].revents)
+			break;
+		/* Drain: every pending event, removes applied in the order read. */
+		for (;;) {
+			ret = vms_uffd_read_events(l->uffd, msgs, 64, &n);
+			if (ret == -EAGAIN)
+				n = 0;
+			else if (ret) {
+				loop_error(l, ret);
+				goto out;
+			}
+			if (!n)
+				break;
+			/*
+			 * REMOVEs of the batch first: reading a REMOVE releases the remover,
+			 * so the fill ioctls stop failing with EAGAIN, and a fault the kernel
+			 * handed out ahead of an older REMOVE would otherwise get stale data.
+			 */
+			for (i = 0; i < n; i++) {
+				const struct uffd_msg *m = &msgs[i];
+
+				if (m->event != UFFD_EVENT_REMOVE)
+					continue;
+				__atomic_add_fetch(&l->removes, 1, __ATOMIC_RELAXED);
+				ret = vms_ph_remove(l->ph, m->arg.remove.start, m->arg.remove.end);
+				if (ret)
+					loop_error(l, ret);
+				__atomic_add_fetch(&l->removes_applied, 1, __ATOMIC_RELEASE);
+			}
+			for (i = 0; i < n; i++) {
+				const struct uffd_msg *m = &msgs[i];
+
+				if (m->event != UFFD_EVENT_PAGEFAULT)
+					continue;
+				__atomic_add_fetch(&l->faults, 1, __ATOMIC_RELAXED);
+				ret = vms_ph_fault(l->ph, l->uffd, m->arg.pagefault.address);
+				if (ret == -EAGAIN) {
+					__atomic_add_fetch(&l->eagain, 1, __ATOMIC_RELAXED);
+					if (ndef == HU_MAX_DEFERRED)
+						loop_error(l, -ENOBUFS);
+					else
+						deferred[ndef++] = m->arg.pagefault.address;
+				} else if (ret) {
+					loop_error(l, ret);
+				}
+			}
+		}
+		/* Nothing pending any more: the deferred faults may go now. */
+		for (i = 0, n = 0; i < ndef; i++) {
+			ret = vms_ph_fault(l->ph, l->uffd, deferred[i]);
+			if (ret == -EAGAIN)
+				deferred[n++] = deferred[i];
+			else if (ret)
+				loop_error(l, ret);
+		}
+		ndef = n;
+	}
+out:
+	free(deferred);
+	return NULL;
+}
+
+int hu_loop_start(struct hu_loop *l, struct vms_page_handler *ph, int uffd)
+{
+	int ret;
+
+	memset(l, 0, sizeof(*l));
+	l->ph = ph;
+	l->uffd = uffd;
+	l->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (l->stop_fd < 0)
+		return -errno;
+	ret = pthread_create(&l->thread, NULL, loop_main, l);
+	if (ret) {
+		close(l->stop_fd);
+		return -ret;
+	}
+	l->started = true;
+	return 0;
+}
+
+int hu_loop_stop(struct hu_loop *l)
+{
+	uint64_t one = 1;
+
+	if (!l->started)
+		return __atomic_load_n(&l->err, __ATOMIC_RELAXED);
+	if (write(l->stop_fd, &one, sizeof(one)) != sizeof(one))
+		return -errno;
+	pthread_join(l->thread, NULL);
+	close(l->stop_fd);
+	l->started = false;
+	return __atomic_load_n(&l->err, __ATOMIC_RELAXED);
+}
+
+/* ---- patterns ---- */
+
+static uint64_t pattern_word(uint64_t tag, uint64_t i)
+{
+	uint64_t x = tag * 0x9e3779b97f4a7c15ULL + i * 0xbf58476d1ce4e5b9ULL;
+
+	x ^= x >> 31;
+	return x | 1; /* never zero: a zero word means "not this pattern" */
+}
+
+void hu_fill(void *page, uint64_t tag)
+{
+	uint64_t *w = page, i, n = vms_page_size() / sizeof(*w);
+
+	/* Word 0 is the tag itself, so hu_page_tag() can find it. */
+	w[0] = tag;
+	for (i = 1; i < n; i++)
+		w[i] = tag ? pattern_word(tag, i) : 0;
+}
+
+uint64_t hu_page_tag(const void *page)
+{
+	const volatile uint64_t *w = page;
+	uint64_t i, n = vms_page_size() / sizeof(*w), tag = w[0];
+
+	for (i = 1; i < n; i++)
+		if (w[i] != (tag ? pattern_word(tag, i) : 0))
+			return HU_TAG_BAD;
+	return tag;
+}
+
+/* ---- threads ---- */
+
+static void *thread_tramp(void *arg)
+{
+	struct hu_thread *t = arg;
+	uint64_t one = 1;
+
+	t->ret = t->fn(t->arg);
+	if (write(t->done_fd, &one, sizeof(one)) != sizeof(one))
+		abort();
+	return NULL;
+}
+
+int hu_thread_start(struct hu_thread *t, void *(*fn)(void *), void *arg)
+{
+	int ret;
+
+	t->fn = fn;
+	t->arg = arg;
+	t->ret = NULL;
+	t->done_fd = eventfd(0, EFD_CLOEXEC);
+	if (t->done_fd < 0)
+		return -errno;
+	ret = pthread_create(&t->t, NULL, thread_tramp, t);
+	if (ret) {
+		close(t->done_fd);
+		return -ret;
+	}
+	return 0;
+}
+
+int hu_thread_join(struct hu_thread *t, int deadline_ms)
+{
+	int ret = hu_wait_readable(t->done_fd, deadline_ms);
+
+	if (ret)
+		return ret;
+	pthread_join(t->t, NULL);
+	close(t->done_fd);
+	return 0;
+}
+
+int hu_wait_readable(int fd, int deadline_ms)
+{
+	uint64_t end = hu_now_ms() + (uint64_t)deadline_ms;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		uint64_t now = hu_now_ms();
+		int r;
+
+		if (now >= end)
+			return -ETIMEDOUT;
+		r = poll(&pfd, 1, (int)(end - now));
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+static bool stat_sleeping(pid_t tid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	p = strrchr(buf, ')'); /* the name may contain ')' */
+	return p && p[1] == ' ' && (p[2] == 'S' || p[2] == 'D');
+}
+
+int hu_wait_blocked(pid_t tid, int deadline_ms)
+{
+	uint64_t end = hu_now_ms() + (uint64_t)deadline_ms;
+	char path[64], buf[512];
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/wchan", (int)tid);
+	while (hu_now_ms() < end) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = -1;
+
+		if (fd >= 0) {
+			n = read(fd, buf, sizeof(buf) - 1);
+			close(fd);
+		}
+		if (n > 0) {
+			buf[n] = '\0';
+			if (strstr(buf, "userfault"))
+				return 0;
+			if (!strcmp(buf, "0") && stat_sleeping(tid))
+				return 0; /* wchan hidden: sleeping is the best we can see */
+		}
+		sched_yield();
+	}
+	return -ETIMEDOUT;
+}
+
+/* ---- test context ---- */
+
+void hu_ctx_preinit(struct hu_ctx *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->g.memfd = -1;
+	c->u.fd = -1;
+}
+
+int hu_ctx_uffd(struct hu_ctx *c)
+{
+	return hu_uffd_create(&c->u);
+}
+
+int hu_ctx_init(struct hu_ctx *c, const uint64_t *region_pages, size_t nregions,
+		unsigned int flags, const char *dir, bool loop)
+{
+	int ret;
+
+	ret = hu_guest_create(&c->g, region_pages, nregions, flags);
+	if (!ret)
+		ret = hu_uffd_register(&c->u, &c->g);
+	if (!ret)
+		ret = hu_handler_create(&c->g, dir, &c->ph);
+	if (!ret && loop)
+		ret = hu_loop_start(&c->loop, c->ph, c->u.fd);
+	return ret;
+}
+
+void hu_ctx_destroy(struct hu_ctx *c)
+{
+	hu_loop_stop(&c->loop);
+	vms_ph_destroy(c->ph);
+	c->ph = NULL;
+	vms_uffd_close(&c->u);
+	hu_guest_destroy(&c->g);
+}
+
+int hu_loop_wait_removes(const struct hu_loop *l, uint64_t n, int deadline_ms)
+{
+	uint64_t end = hu_now_ms() + (uint64_t)deadline_ms;
+
+	while (__atomic_load_n(&l->removes_applied, __ATOMIC_ACQUIRE) < n) {
+		if (hu_now_ms() >= end)
+			return -ETIMEDOUT;
+		sched_yield();
+	}
+	return 0;
+}
