@@ -190,6 +190,7 @@ TEST_F(ph, two_threads_faulting_same_page_get_one_copy)
 	struct reader r[2] = { 0 };
 	struct hu_thread t[2];
 	struct vms_ph_metrics m;
+	uint64_t faults;
 	int i;
 
 	ASSERT_EQ(0, hu_ctx_init(&self->c, pages, 1, 0, NULL, false));
@@ -204,11 +205,21 @@ TEST_F(ph, two_threads_faulting_same_page_get_one_copy)
 		ASSERT_EQ(0, hu_thread_join(&t[i], HU_DEADLINE_MS));
 		ASSERT_EQ(hu_tag(0, 1, 0), r[i].tag);
 	}
+	ASSERT_EQ(0, hu_loop_stop(&self->c.loop));
 	m = metrics(self->c.ph);
 	ASSERT_EQ(1, m.copied_from_staging_pages);
-	ASSERT_EQ(1, m.redundant_pages);
 	ASSERT_EQ(0, m.zeroed_pages);
-	ASSERT_EQ(0, hu_loop_stop(&self->c.loop));
+	/*
+	 * The copy's wake also releases a fault the loop has not read yet, and
+	 * the kernel then drops that queued message. So every fault message the
+	 * loop did read beyond the first is redundant, and nothing else is.
+	 */
+	faults = hu_loop_count(&self->c.loop.faults);
+	ASSERT_LE(1, faults);
+	ASSERT_GE(2, faults);
+	ASSERT_EQ(faults - 1, m.redundant_pages);
+	if (faults == 1)
+		TH_LOG("second fault message was absorbed by the first copy's wake");
 }
 
 /* read(2)/write(2) touch staged pages from kernel mode: served like user faults. */
