@@ -87,9 +87,64 @@ $(O)/tools/%: $(O)/tools/%.o $(VMLIB) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # ---- fixtures: guest programs (owned by the fixtures/ rules below) ----
+# Every fixtures/*.c is one freestanding guest program: no libc, no sanitizers, no
+# -pthread (the variant's CFLAGS are not used), linked by fixtures/guest.lds to a flat
+# image at the guest load address and loaded by minivmm from
+# build/<variant>/fixtures/NAME.bin.
+GUEST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -ffreestanding -nostdlib -static \
+	-fno-pic -no-pie -mno-red-zone -fno-stack-protector -mgeneral-regs-only \
+	-fno-asynchronous-unwind-tables -fno-tree-loop-distribute-patterns -fcf-protection=none \
+	-Itools
+FIXTURE_SRCS := $(wildcard fixtures/*.c)
+FIXTURE_BINS := $(FIXTURE_SRCS:fixtures/%.c=$(O)/fixtures/%.bin)
+
+$(O)/fixtures/%.elf: fixtures/%.c fixtures/guest.lds tools/vm/guest_abi.h
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) -Wl,-T,fixtures/guest.lds -Wl,--build-id=none -o $@ $<
+
+$(O)/fixtures/%.bin: $(O)/fixtures/%.elf
+	objcopy -O binary $< $@
+
+.PHONY: fixtures
+.PRECIOUS: $(O)/fixtures/%.elf
+all: $(FIXTURE_BINS)
+fixtures: $(FIXTURE_BINS)
 # ---- end of fixtures ----
 
 # ---- kernel matrix (see tools/kernel_matrix*) ----
+# 'make kernel-matrix' boots each kernel of KERNELS under qemu (TCG) with an initramfs
+# of the statically linked kernel-contract selftests, the kernel's own
+# mm/uffd-unit-tests and a tiny init, and prints the matrix (one row per test, one
+# column per kernel); results in build/kernel-matrix/ (docs/kernel-matrix.md). Not
+# part of 'check': it takes minutes. 'make kernel-matrix-install' only builds the
+# run_kselftest.sh install tree (build/kernel-matrix/kselftest_install.tar.gz).
+#   make kernel-matrix KERNELS="running debian-6.1 debian-6.12 /path/to/bzImage"
+#   make kernel-matrix KM_FLAGS="--timeout 600 --hugepages 64"
+KERNELS ?= running debian-6.1 debian-6.12
+KM_FLAGS ?=
+KM_DIR := build/kernel-matrix
+KM_TESTS := uffd_api_test uffd_missing_test uffd_modes_test uffd_process_test \
+	uffd_remove_test memfd_seek_test shmem_thp_test
+
+.PHONY: kernel-matrix kernel-matrix-install kernel-matrix-progs kernel-matrix-report
+kernel-matrix-progs: deps
+	@tools/deps.sh --extra qemu-system-x86 cpio
+	@$(MAKE) --no-print-directory STATIC=1 $(KM_TESTS:%=build/static/selftests/%)
+	@$(MAKE) --no-print-directory $(KM_DIR)/init
+
+$(KM_DIR)/init: tools/kernel_matrix/init.c
+	@mkdir -p $(dir $@)
+	$(CC) -D_GNU_SOURCE -std=gnu11 -O2 -g -Wall -Wextra -Werror -static -o $@ $<
+
+kernel-matrix: kernel-matrix-progs
+	@tools/kernel_matrix.sh --kernels "$(KERNELS)" $(KM_FLAGS)
+
+kernel-matrix-install: kernel-matrix-progs
+	@tools/kernel_matrix.sh --install-only $(KM_FLAGS)
+
+# Redraw the matrix of the last run (after editing report.awk, say).
+kernel-matrix-report:
+	@tools/kernel_matrix.sh --report-only
 # ---- end of kernel matrix ----
 
 # The README's test command: everything, plain and under ASan+UBSan.
@@ -102,19 +157,26 @@ check-san: deps
 	@$(MAKE) --no-print-directory SAN=1 all
 	@tools/check.sh --variant san
 
-# ThreadSanitizer over the threaded selftests (documented, not part of 'check').
+# ThreadSanitizer over every selftest (documented, not part of 'check').
 check-tsan: deps
 	@$(MAKE) --no-print-directory TSAN=1 all
-	@tools/check.sh --variant tsan --threaded-only
+	@tools/check.sh --variant tsan --no-unpriv --no-vmtests
 
-# The README's main-job command. Until the VMM exists it prints the capability report.
+# The README's main-job command: boot a guest and take it through a full swap cycle.
 demo: deps
 	@$(MAKE) --no-print-directory all
-	@$(O)/tools/vms_caps
+	@tools/demo.sh --variant $(VARIANT)
 
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@tools/bench.sh
+
+# Guest-level demand paging beside the kernel's demand_paging_test and a raw
+# UFFDIO_COPY host thread (tools/vms_bench_guest.c, docs/bench-guest.md).
+.PHONY: bench-guest
+bench-guest: deps
+	@$(MAKE) --no-print-directory all
+	@$(O)/tools/vms_bench_guest
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
