@@ -142,7 +142,7 @@ kernel-matrix: kernel-matrix-progs
 kernel-matrix-install: kernel-matrix-progs
 	@tools/kernel_matrix.sh --install-only $(KM_FLAGS)
 
-# Redraw the matrix of the last run (after editing report.awk, say).
+# Parse the logs of the last run again and redraw the matrix (after editing the awk).
 kernel-matrix-report:
 	@tools/kernel_matrix.sh --report-only
 # ---- end of kernel matrix ----

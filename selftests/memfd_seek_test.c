@@ -28,6 +28,7 @@ FIXTURE_SETUP(seek)
 	ct_env_init(&self->env);
 	self->ps = self->env.page_size;
 	self->m.memfd = -1;
+	CT_REQUIRE_KERNEL(&self->env, 3, 17, "memfd_create");
 	/* With shmem THP active a single write may allocate a huge folio. */
 	if (ct_sysfs_choice(CT_THP_SHMEM, mode, sizeof(mode)) == 0 && strcmp(mode, "never") &&
 	    strcmp(mode, "deny"))

@@ -72,6 +72,7 @@ TEST_F_TIMEOUT(thp, madv_remove_subrange_faults_missing, 60)
 	long pmd_kb;
 	int w;
 
+	CT_REQUIRE_KERNEL(&self->env, 4, 14, "UFFDIO_ZEROPAGE on shmem (THP)");
 	CT_UFFD_OPEN_OR_SKIP(&u, &self->env, CT_VIA_ANY | CT_USER_MODE_OK,
 			     UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_EVENT_REMOVE);
 	want = ct_anon_map(len);

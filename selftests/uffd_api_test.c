@@ -36,6 +36,7 @@ TEST(syscall_path_handshake)
 	struct ct_uffd u;
 
 	ct_env_init(&env);
+	CT_REQUIRE_KERNEL(&env, 4, 11, "userfaultfd(2) with MISSING_SHMEM and EVENT_REMOVE");
 	CT_UFFD_OPEN_OR_SKIP(&u, &env, CT_VIA_SYSCALL | CT_USER_MODE_OK, DESIGN_FEATURES);
 	EXPECT_EQ(CT_VIA_SYSCALL, u.via);
 	EXPECT_EQ(DESIGN_FEATURES, u.offered & DESIGN_FEATURES);
@@ -53,6 +54,7 @@ TEST(second_api_einval)
 	int r;
 
 	ct_env_init(&env);
+	CT_REQUIRE_KERNEL(&env, 4, 11, "MISSING_SHMEM and EVENT_REMOVE");
 	CT_UFFD_OPEN_OR_SKIP(&u, &env, CT_VIA_ANY | CT_USER_MODE_OK, DESIGN_FEATURES);
 	r = ct_uffd_api(u.fd, DESIGN_FEATURES, NULL, NULL);
 	EXPECT_EQ(-EINVAL, r);
@@ -72,6 +74,7 @@ TEST(unknown_feature_einval)
 	int fd, r;
 
 	ct_env_init(&env);
+	CT_REQUIRE_KERNEL(&env, 4, 3, "userfaultfd");
 	fd = ct_uffd_raw(&env, CT_VIA_ANY | CT_USER_MODE_OK, &via, &umo, why, sizeof(why));
 	if (fd < 0)
 		SKIP(return, "%s", why);
@@ -94,6 +97,7 @@ TEST(wrong_api_einval)
 	int fd;
 
 	ct_env_init(&env);
+	CT_REQUIRE_KERNEL(&env, 4, 3, "userfaultfd");
 	fd = ct_uffd_raw(&env, CT_VIA_ANY | CT_USER_MODE_OK, &via, &umo, why, sizeof(why));
 	if (fd < 0)
 		SKIP(return, "%s", why);
@@ -118,6 +122,7 @@ TEST(design_features_and_ioctls)
 	uint64_t ioctls = 0;
 
 	ct_env_init(&env);
+	CT_REQUIRE_KERNEL(&env, 4, 14, "UFFDIO_ZEROPAGE on shmem");
 	CT_UFFD_OPEN_OR_SKIP(&u, &env, CT_VIA_ANY | CT_USER_MODE_OK, DESIGN_FEATURES);
 	TH_LOG("offered features 0x%llx, ioctls 0x%llx", (unsigned long long)u.offered,
 	       (unsigned long long)u.ioctls);
@@ -141,6 +146,7 @@ TEST(blocking_uffd_pollerr)
 	struct pollfd p;
 
 	ct_env_init(&env);
+	CT_REQUIRE_KERNEL(&env, 4, 11, "MISSING_SHMEM and EVENT_REMOVE");
 	CT_UFFD_OPEN_OR_SKIP(&ub, &env, CT_VIA_ANY | CT_USER_MODE_OK | CT_BLOCKING,
 			     DESIGN_FEATURES);
 	p = (struct pollfd){ .fd = ub.fd, .events = POLLIN };
@@ -164,6 +170,7 @@ TEST(register_shmem_without_missing_shmem)
 	int r;
 
 	ct_env_init(&env);
+	CT_REQUIRE_KERNEL(&env, 4, 11, "userfaultfd on shmem");
 	CT_UFFD_OPEN_OR_SKIP(&u, &env, CT_VIA_ANY | CT_USER_MODE_OK, 0);
 	ASSERT_EQ(0, ct_mem_create(&m, env.page_size, false, 0));
 	r = ct_register(u.fd, m.addr, m.len, UFFDIO_REGISTER_MODE_MISSING, NULL);

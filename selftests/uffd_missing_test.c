@@ -32,6 +32,7 @@ FIXTURE_SETUP(missing)
 	self->ps = self->env.page_size;
 	self->m.memfd = -1;
 	self->u.fd = -1;
+	CT_REQUIRE_KERNEL(&self->env, 4, 11, "MISSING faults on shmem");
 	CT_UFFD_OPEN_OR_SKIP(&self->u, &self->env, CT_VIA_ANY | CT_USER_MODE_OK,
 			     UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_EVENT_REMOVE);
 	ASSERT_EQ(0, ct_mem_create(&self->m, NPAGES * self->ps, true, 0));
@@ -101,6 +102,7 @@ TEST_F(missing, zeropage_wakes_faulting_thread)
 	struct uffd_msg msg;
 	int64_t f = 0;
 
+	CT_REQUIRE_KERNEL(&self->env, 4, 14, "UFFDIO_ZEROPAGE on shmem");
 	ASSERT_EQ(0, fault_page(self, 0, 2, -1, &msg));
 	ASSERT_EQ(UFFD_EVENT_PAGEFAULT, msg.event);
 	ASSERT_EQ(0, ct_zeropage(self->u.fd, self->m.addr + 2 * self->ps, self->ps, 0, &f));
@@ -135,6 +137,7 @@ TEST_F(missing, eexist_does_not_wake)
 	struct uffd_msg msg;
 	int64_t f = 0;
 
+	CT_REQUIRE_KERNEL(&self->env, 4, 14, "UFFDIO_ZEROPAGE on shmem");
 	ASSERT_EQ(0, fault_page(self, 0, 3, 9, &msg));
 	ASSERT_EQ(UFFD_EVENT_PAGEFAULT, msg.event);
 	/* "Someone else" fills the page through an unregistered alias mapping. */
@@ -213,6 +216,7 @@ TEST_F(missing, zeropage_allocates_shmem_page)
 	int64_t f = 0;
 	char buf[64];
 
+	CT_REQUIRE_KERNEL(&self->env, 4, 14, "UFFDIO_ZEROPAGE on shmem");
 	EXPECT_EQ(-1, lseek(self->m.memfd, 0, SEEK_DATA));
 	EXPECT_EQ(ENXIO, errno);
 	ASSERT_EQ(0, ct_zeropage(self->u.fd, self->m.addr + 2 * self->ps, self->ps, 0, &f));
@@ -228,6 +232,7 @@ TEST_F(missing, copy_unmapped_enoent)
 {
 	int64_t f = 0;
 
+	CT_REQUIRE_KERNEL(&self->env, 4, 18, "ENOENT from UFFDIO_COPY without a VMA");
 	ASSERT_EQ(0, munmap(self->m.addr + 3 * self->ps, self->ps));
 	EXPECT_EQ(-ENOENT, ct_copy(self->u.fd, self->m.addr + 3 * self->ps, self->src,
 				   self->ps, 0, &f));

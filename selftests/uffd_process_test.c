@@ -40,6 +40,7 @@ FIXTURE_SETUP(dead)
 	self->fd = -1;
 	self->m.memfd = -1;
 	ct_env_init(&self->env);
+	CT_REQUIRE_KERNEL(&self->env, 4, 11, "uffds that outlive their mm (on shmem)");
 	/* Check in the parent whether a uffd can be made at all. */
 	fd = ct_uffd_raw(&self->env, how, &via, &umo, why, sizeof(why));
 	if (fd < 0)
@@ -103,6 +104,7 @@ TEST_F(dead, copy_zeropage_esrch)
 	size_t ps = self->env.page_size;
 	int64_t f;
 
+	CT_REQUIRE_KERNEL(&self->env, 4, 14, "UFFDIO_ZEROPAGE on shmem");
 	f = sentinel;
 	EXPECT_EQ(-ESRCH, ct_copy(self->fd, self->m.addr, self->src, ps, 0, &f));
 	EXPECT_EQ(sentinel, f);
@@ -149,6 +151,7 @@ TEST(user_mode_only_kernel_access_efault)
 	int pfd[2];
 
 	ct_env_init(&env);
+	CT_REQUIRE_KERNEL(&env, 5, 11, "UFFD_USER_MODE_ONLY");
 	CT_UFFD_OPEN_OR_SKIP(&u, &env, CT_VIA_ANY | CT_USER_MODE_ONLY, FEATURES);
 	ASSERT_EQ(0, ct_mem_create(&m, env.page_size, false, 0));
 	ASSERT_EQ(0, ct_register(u.fd, m.addr, m.len, UFFDIO_REGISTER_MODE_MISSING, NULL));
@@ -188,6 +191,7 @@ TEST(kernel_access_fault_delivered)
 	int pfd[2];
 
 	ct_env_init(&env);
+	CT_REQUIRE_KERNEL(&env, 4, 11, "MISSING faults on shmem");
 	CT_UFFD_OPEN_OR_SKIP(&u, &env, CT_VIA_ANY, FEATURES);
 	ASSERT_FALSE(u.user_mode_only);
 	ASSERT_EQ(0, ct_mem_create(&m, env.page_size, true, 0));
@@ -228,6 +232,7 @@ TEST(fork_drops_registration)
 	pid_t pid;
 
 	ct_env_init(&env);
+	CT_REQUIRE_KERNEL(&env, 4, 11, "MISSING faults on shmem");
 	CT_UFFD_OPEN_OR_SKIP(&u, &env, CT_VIA_ANY | CT_USER_MODE_OK, FEATURES);
 	ASSERT_EQ(0, ct_mem_create(&m, 2 * env.page_size, false, 0));
 	ASSERT_EQ(0, ct_register(u.fd, m.addr, m.len, UFFDIO_REGISTER_MODE_MISSING, NULL));

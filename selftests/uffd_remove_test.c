@@ -33,6 +33,7 @@ FIXTURE(rm)
 FIXTURE_SETUP(rm)
 {
 	ct_env_init(&self->env);
+	CT_REQUIRE_KERNEL(&self->env, 4, 11, "UFFD_EVENT_REMOVE on shmem");
 	self->ps = self->env.page_size;
 	self->m.memfd = -1;
 	self->u.fd = -1;
@@ -220,12 +221,14 @@ static void check_discard_no_event(struct __test_metadata *_metadata, FIXTURE_DA
  * MISSING (spec 5.6.6): the monitor's own punches are silent. */
 TEST_F(rm, punch_hole_no_event)
 {
+	CT_REQUIRE_KERNEL(&self->env, 4, 14, "UFFDIO_ZEROPAGE on shmem");
 	check_discard_no_event(_metadata, self, false);
 }
 
 /* ftruncate() shrinking the memfd produces no REMOVE; the page faults again as MISSING. */
 TEST_F(rm, ftruncate_no_event)
 {
+	CT_REQUIRE_KERNEL(&self->env, 4, 14, "UFFDIO_ZEROPAGE on shmem");
 	check_discard_no_event(_metadata, self, true);
 }
 
@@ -244,6 +247,7 @@ TEST_F(rm, ops_eagain_while_remove_pending)
 	int64_t f;
 	int r;
 
+	CT_REQUIRE_KERNEL(&self->env, 4, 18, "EAGAIN from fill ioctls while an event is pending");
 	/* A uffd with every optional feature this kernel offers. */
 	ASSERT_EQ(0, ct_uffd_offered(&self->env, CT_VIA_ANY | CT_USER_MODE_OK, &offered, NULL,
 				     why, sizeof(why)));
@@ -321,6 +325,7 @@ TEST_F(rm, fault_read_before_older_remove)
 	ssize_t n;
 	int r;
 
+	CT_REQUIRE_KERNEL(&self->env, 4, 18, "EAGAIN from fill ioctls while an event is pending");
 	ASSERT_EQ(0, start_madvise(self, 0, page(self, 1), self->ps, MADV_REMOVE));
 	ASSERT_EQ(1, ct_uffd_wait_readable(self->u.fd, CT_DEADLINE_MS));
 	/* The REMOVE is queued; now fault a missing page and wait until it sleeps. */

@@ -37,7 +37,17 @@ struct ct_env {
 	bool cap_sys_ptrace;	/* CAP_SYS_PTRACE in the effective set */
 	bool dev_uffd;		/* /dev/userfaultfd exists and is read-write accessible */
 	int unpriv_sysctl;	/* vm.unprivileged_userfaultfd, -1 if unreadable */
+	bool any_kernel;	/* CT_ENV_ANY_KERNEL=1: no version gates (backports) */
 };
+
+/*
+ * Kernel versions: every contract test names the upstream release that introduced
+ * the behaviour it checks (CT_REQUIRE_KERNEL below) and SKIPs, with that reason, on
+ * an older kernel; a FAIL on a kernel at or above it is a regression report. For a
+ * distribution kernel with backports, set CT_ENV_ANY_KERNEL=1 in the environment to
+ * run every test regardless of the version (feature probes still SKIP).
+ */
+#define CT_ENV_ANY_KERNEL "CT_ENV_ANY_KERNEL"
 
 void ct_env_init(struct ct_env *env);
 bool ct_kernel_at_least(const struct ct_env *env, unsigned int major, unsigned int minor);
@@ -232,7 +242,7 @@ uint64_t ct_now_ms(void);
 					strerror(-_r), _why);                      \
 	} while (0)
 
-/* SKIP unless the kernel is at least major.minor. */
+/* SKIP unless the kernel is at least major.minor, the release that introduced 'what'. */
 #define CT_REQUIRE_KERNEL(env, major, minor, what)                                 \
 	do {                                                                       \
 		if (!ct_kernel_at_least(env, major, minor))                        \
