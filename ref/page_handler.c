@@ -37,6 +37,13 @@ struct ph_region {
 	uint64_t zeroed;
 	uint64_t redundant;
 	uint64_t swap_in;
+	uint64_t fault_around; /* of copied_from_staging: filled by fault-around */
+};
+
+/* A sequential fault stream: where its next fault is expected, its last run. */
+struct fa_stream {
+	uint64_t next; /* pgoff right after the last run; UINT64_MAX: unused */
+	uint64_t run; /* pages the last run was allowed */
 };
 
 struct vms_page_handler {
@@ -63,6 +70,10 @@ struct vms_page_handler {
 	 * batches. Flushed before any move, the only thing that writes staging. */
 	uint64_t pending_free[64];
 	unsigned int npending;
+	/* Fault-around: the limit (<= 1: off) and the streams, oldest replaced first. */
+	unsigned int fa_max;
+	struct fa_stream fa[VMS_PH_FAULT_AROUND_STREAMS];
+	unsigned int fa_oldest;
 
 	/* Job scratch space, under 'job_lock'. */
 	uint8_t *job_buf; /* chunk_pages pages */
@@ -299,6 +310,11 @@ int vms_ph_create(const struct vms_ph_config *cfg, struct vms_page_handler **out
 
 		ph->move_threads = n < 1 ? 1 : n > 8 ? 8 : (unsigned int)n;
 	}
+	for (i = 0; i < VMS_PH_FAULT_AROUND_STREAMS; i++)
+		ph->fa[i].next = UINT64_MAX;
+	ph->fa_max = cfg->fault_around > VMS_PH_MAX_FAULT_AROUND_PAGES ?
+			     VMS_PH_MAX_FAULT_AROUND_PAGES :
+			     cfg->fault_around;
 	ph->chunk_pages = vms_bytes_to_pages(VMS_PH_MAX_CHUNK_BYTES);
 	if (!ph->chunk_pages)
 		ph->chunk_pages = 1;
@@ -369,6 +385,86 @@ void vms_ph_inject_write_error(struct vms_page_handler *ph, int err)
 
 /* ---- fault ---- */
 
+int vms_ph_set_fault_around(struct vms_page_handler *ph, unsigned int max_pages)
+{
+	unsigned int i;
+
+	if (max_pages > VMS_PH_MAX_FAULT_AROUND_PAGES)
+		return -EINVAL;
+	lock_state(ph);
+	ph->fa_max = max_pages;
+	for (i = 0; i < VMS_PH_FAULT_AROUND_STREAMS; i++)
+		ph->fa[i].next = UINT64_MAX;
+	unlock_state(ph);
+	return 0;
+}
+
+/*
+ * How many pages a fault on staged page pgoff may fill (1 when fault-around is off
+ * or the fault starts a new stream), and the stream it belongs to. Under the lock.
+ */
+static uint64_t fa_window(struct vms_page_handler *ph, uint64_t pgoff, struct fa_stream **sp)
+{
+	struct fa_stream *s;
+	unsigned int i;
+
+	*sp = NULL;
+	if (ph->fa_max <= 1)
+		return 1;
+	for (i = 0; i < VMS_PH_FAULT_AROUND_STREAMS; i++) {
+		s = &ph->fa[i];
+		if (s->next == pgoff) {
+			s->run = s->run * 2 < ph->fa_max ? s->run * 2 : ph->fa_max;
+			*sp = s;
+			return s->run;
+		}
+	}
+	s = &ph->fa[ph->fa_oldest];
+	ph->fa_oldest = (ph->fa_oldest + 1) % VMS_PH_FAULT_AROUND_STREAMS;
+	s->run = 1;
+	*sp = s;
+	return 1;
+}
+
+/*
+ * Fill the staged run [pgoff, pgoff + n) of region r from staging with one copy.
+ * Returns 0 when the faulting page (the first) was filled, or found filled and its
+ * waiters woken (the wake's error otherwise, the page leaving staging all the same,
+ * as it is resident); else a negative errno with nothing changed. The pages filled
+ * leave staging (*filled of them); a neighbour the copy did not reach stays
+ * staged. Under the state lock.
+ */
+static int fault_staged(struct vms_page_handler *ph, int uffd, struct ph_region *r,
+			uint64_t pgoff, uint64_t n, uint64_t *filled)
+{
+	uint64_t ps = vms_page_size(), dst = region_addr(r, pgoff), done = 0, k, i;
+	int ret;
+
+	ret = vms_uffd_copy(uffd, dst, vms_staging_page(&ph->st, pgoff), n * ps, 0, &done);
+	k = done / ps;
+	if (!k) {
+		if (ret != -EEXIST)
+			return ret;
+		/* Filled behind our back: the guest's page wins. */
+		vms_log(VMS_LOG_WARN, "page handler: staged page %#llx was resident",
+			(unsigned long long)dst);
+		ret = vms_uffd_wake(uffd, dst, ps);
+		r->redundant++;
+		k = 1;
+	} else {
+		ret = 0;
+		/* The faulting page is in: a neighbour's EEXIST or EAGAIN only ends the run. */
+		r->copied_from_staging += k;
+		r->fault_around += k - 1;
+	}
+	for (i = 0; i < k; i++) {
+		vms_ps_clear_staged(&ph->ps, pgoff + i);
+		defer_free_staging(ph, pgoff + i);
+	}
+	*filled = k;
+	return ret;
+}
+
 int vms_ph_fault(struct vms_page_handler *ph, int uffd, uint64_t addr)
 {
 	uint64_t ps = vms_page_size(), pgoff, dst, done, buf_seq = 0;
@@ -389,21 +485,18 @@ int vms_ph_fault(struct vms_page_handler *ph, int uffd, uint64_t addr)
 	dst = region_addr(r, pgoff);
 	for (;;) {
 		if (vms_ps_staged(&ph->ps, pgoff)) {
-			ret = vms_uffd_copy(uffd, dst, vms_staging_page(&ph->st, pgoff), ps, 0,
-					    &done);
-			if (!ret) {
-				r->copied_from_staging++;
-			} else if (ret == -EEXIST) {
-				/* Filled behind our back: the guest's page wins. */
-				vms_log(VMS_LOG_WARN, "page handler: staged page %#llx was resident",
-					(unsigned long long)dst);
-				ret = vms_uffd_wake(uffd, dst, ps);
-				r->redundant++;
-			} else {
-				break;
-			}
-			vms_ps_clear_staged(&ph->ps, pgoff);
-			defer_free_staging(ph, pgoff);
+			uint64_t n, end = region_end_pgoff(r), k = 0;
+			struct fa_stream *s;
+
+			n = fa_window(ph, pgoff, &s);
+			if (n > 1)
+				n = vms_bitmap_next_clear(&ph->ps.staged, pgoff,
+							  end - pgoff > n ? pgoff + n : end) -
+				    pgoff;
+			ret = fault_staged(ph, uffd, r, pgoff, n, &k);
+			/* The stream continues after what the copy reached. */
+			if (s)
+				s->next = ret ? UINT64_MAX : pgoff + k;
 			break;
 		}
 		if (vms_ps_present(&ph->ps, pgoff)) {
@@ -692,7 +785,7 @@ static int move_region(struct vms_page_handler *ph, struct ph_region *r, uint64_
 	lock_state(ph);
 	flush_pending_free(ph); /* before anything writes staging again */
 	r->copied_from_file = r->copied_from_staging = r->zeroed = r->redundant = 0;
-	r->swap_in = 0;
+	r->swap_in = r->fault_around = 0;
 	unlock_state(ph);
 
 	ret = plan_move(&c, &npieces);
@@ -1132,6 +1225,7 @@ int vms_ph_metrics(struct vms_page_handler *ph, struct vms_ph_metrics *m)
 		m->zeroed_pages += r->zeroed;
 		m->redundant_pages += r->redundant;
 		m->swap_in_pages += r->swap_in;
+		m->fault_around_pages += r->fault_around;
 		if (r->memfd >= 0 && !ret)
 			ret = count_resident(r, &m->resident_pages);
 	}

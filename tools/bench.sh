@@ -17,6 +17,8 @@ bin="build/$variant/tools"
 dir="${VMS_BENCH_DIR:-${TMPDIR:-/tmp}}"
 
 BENCHES="vms_bench_pages"
+BENCHES="$BENCHES vms_bench_guest" # guest-level demand paging (issue 7)
+BENCHES="$BENCHES vms_bench_freeze" # freezer stop/resume latency, N processes x M threads (issue 4)
 
 rc=0
 for b in $BENCHES; do

@@ -73,7 +73,13 @@ struct vms_ph_config {
 	size_t nregions;
 	const char *swap_dir; /* directory for the O_TMPFILE swap file */
 	unsigned int move_threads; /* 0: online CPUs, at most 8 */
+	unsigned int fault_around; /* see vms_ph_set_fault_around(); 0: off */
 };
+
+/* Largest fault-around run: one swap chunk. */
+#define VMS_PH_MAX_FAULT_AROUND_PAGES 512
+/* Sequential fault streams the fault-around tracks at once (e.g. one per vCPU). */
+#define VMS_PH_FAULT_AROUND_STREAMS 8
 
 /*
  * crosvm's metrics (spec 3.9). The four fault counters and swap_in_pages are per
@@ -89,6 +95,9 @@ struct vms_ph_metrics {
 	uint64_t swap_pages; /* F = PRESENT (CLEARED not counted) */
 	uint64_t swap_in_pages; /* filled by swap-in (not reported by crosvm) */
 	uint64_t swap_file_slots; /* high-water mark of the swap file, in slots */
+	/* Of copied_from_staging_pages, those filled by fault-around, not by their own
+	 * fault (per region, reset like the fault counters; not reported by crosvm). */
+	uint64_t fault_around_pages;
 };
 
 struct vms_page_handler;
@@ -100,8 +109,24 @@ struct vms_page_handler;
 int vms_ph_create(const struct vms_ph_config *cfg, struct vms_page_handler **out);
 void vms_ph_destroy(struct vms_page_handler *ph);
 
-/* Serve a page fault at addr (any byte of the page) on uffd. */
+/*
+ * Serve a page fault at addr (any byte of the page) on uffd. With fault-around on,
+ * a staged page may bring staged neighbours along (see vms_ph_set_fault_around()).
+ */
 int vms_ph_fault(struct vms_page_handler *ph, int uffd, uint64_t addr);
+
+/*
+ * Adaptive fault-around for sequential access: a fault on a staged page that
+ * continues a sequential stream (it is the page right after the run the previous
+ * fault of that stream filled) fills a run of up to twice that run's length (at
+ * most max_pages) with one UFFDIO_COPY: the faulting page and the staged pages
+ * after it, in the same region, up to the first page that is not staged. A fault
+ * that continues no stream fills its page alone and starts a new stream (the
+ * oldest of VMS_PH_FAULT_AROUND_STREAMS is replaced). Pages from the swap file and
+ * zero pages are always filled one by one. max_pages 0 or 1: off (the default);
+ * -EINVAL above VMS_PH_MAX_FAULT_AROUND_PAGES. Safe at any time, from any thread.
+ */
+int vms_ph_set_fault_around(struct vms_page_handler *ph, unsigned int max_pages);
 
 /* Apply a REMOVE of [start, end): both page aligned, every page in some region. */
 int vms_ph_remove(struct vms_page_handler *ph, uint64_t start, uint64_t end);
