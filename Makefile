@@ -115,7 +115,7 @@ fixtures: $(FIXTURE_BINS)
 # 'make kernel-matrix' boots each kernel of KERNELS under qemu (TCG) with an initramfs
 # of the statically linked kernel-contract selftests, the kernel's own
 # mm/uffd-unit-tests and a tiny init, and prints the matrix (one row per test, one
-# column per kernel); results in build/kernel-matrix/ (docs/kernel-matrix.md). Not
+# column per kernel); results in build/kernel-matrix/ (tools/kernel_matrix/README.md). Not
 # part of 'check': it takes minutes. 'make kernel-matrix-install' only builds the
 # run_kselftest.sh install tree (build/kernel-matrix/kselftest_install.tar.gz).
 #   make kernel-matrix KERNELS="running debian-6.1 debian-6.12 /path/to/bzImage"
@@ -172,7 +172,7 @@ bench: deps
 	@tools/bench.sh
 
 # Guest-level demand paging beside the kernel's demand_paging_test and a raw
-# UFFDIO_COPY host thread (tools/vms_bench_guest.c, docs/bench-guest.md).
+# UFFDIO_COPY host thread (tools/vms_bench_guest.c; README: Benchmarks).
 .PHONY: bench-guest
 bench-guest: deps
 	@$(MAKE) --no-print-directory all
