@@ -1,0 +1,1193 @@
+// SPDX-License-Identifier: MIT
+/*
+ * monitor.c - the monitor process: event loop, uffd list, command handling through
+ * the state table, and the background jobs (monitor.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/capability.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <vmmswap/log.h>
+#include <vmmswap/monitor.h>
+#include <vmmswap/page_handler.h>
+#include <vmmswap/pagesize.h>
+#include <vmmswap/protocol.h>
+#include <vmmswap/state_machine.h>
+#include <vmmswap/status.h>
+#include <vmmswap/uffd.h>
+
+#define QUEUE_MAX 32
+#define EVENT_BATCH 64
+#define MAX_EPOLL 64
+
+enum tok_kind { TOK_CMD = 1, TOK_JOB, TOK_SIG, TOK_VMM, TOK_UFFD, TOK_PIDFD };
+#define TOKEN(kind, idx) (((uint64_t)(kind) << 32) | (uint32_t)(idx))
+
+enum job_kind { JOB_NONE = 0, JOB_MOVE, JOB_TRIM, JOB_SWAP_OUT, JOB_SWAP_IN };
+
+/* One process whose address space the monitor serves. */
+struct uffd_ent {
+	int fd; /* -1: free slot */
+	int pidfd; /* -1 for the VMM (its death ends the monitor) */
+	bool registered;
+	uint64_t *retry; /* fault addresses that got -EAGAIN, retried after draining */
+	size_t nretry, cretry;
+};
+
+/* A command waiting its turn; it owns reply_fd. */
+struct queued {
+	struct vms_msg_cmd msg;
+	int reply_fd;
+	int state; /* state on receipt, for the reply */
+};
+
+struct job {
+	enum job_kind kind;
+	bool running; /* thread created and not yet joined (loop thread only) */
+	pthread_t thread;
+	atomic_bool abort;
+	atomic_bool release; /* test hook: an Exit lets a held job run */
+	atomic_uint_fast64_t pages;
+	int64_t start_ms;
+	int uffd; /* swap-in: a dup owned by the job */
+	int result; /* written by the job before it signals; read after the join */
+	bool aborted; /* likewise */
+	struct vms_monitor *m;
+};
+
+struct vms_monitor {
+	const struct vms_monitor_config *cfg;
+	int epfd, jobfd, sigfd, vmm_pidfd;
+	bool cmd_open;
+	int state; /* enum vms_swap_state as reported */
+	struct vms_page_handler *ph; /* non-NULL while enabled */
+	struct uffd_ent *u;
+	size_t nu;
+	struct job job;
+	struct vms_swap_transition trans; /* record when no job runs */
+	struct queued q[QUEUE_MAX];
+	size_t qhead, qn;
+	struct queued parked; /* waits for the move or an abort to end */
+	bool have_parked;
+	struct queued enable_cmd; /* the Enable whose move runs */
+	bool have_enable;
+	struct queued exit_cmd; /* the Exit waiting for the swap-in */
+	bool exit_after_swap_in;
+	bool slow_cleanup;
+	bool should_exit;
+	pthread_mutex_t gate; /* swap-in chunk vs reading REMOVE events (handle_uffd) */
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- replies ---- */
+
+static void reply_and_close(struct queued *c, int result, int new_state, int err)
+{
+	struct vms_reply r = {
+		.result = result,
+		.state = c->state,
+		.new_state = new_state,
+		.err = err,
+	};
+
+	if (c->reply_fd < 0)
+		return;
+	if (vms_proto_send_reply(c->reply_fd, &r, NULL))
+		vms_log(VMS_LOG_WARN, "monitor: could not reply to %s",
+			vms_cmd_name(c->msg.cmd) ?: "?");
+	close(c->reply_fd);
+	c->reply_fd = -1;
+}
+
+/* ---- uffd list ---- */
+
+static int ep_add(struct vms_monitor *m, int fd, uint64_t token)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = token };
+
+	return epoll_ctl(m->epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
+}
+
+static int add_uffd(struct vms_monitor *m, int fd, int pidfd, size_t *idx_out)
+{
+	size_t i;
+	int ret;
+
+	for (i = 0; i < m->nu && m->u[i].fd >= 0; i++)
+		;
+	if (i == m->nu) {
+		struct uffd_ent *nu = realloc(m->u, (m->nu + 1) * sizeof(*nu));
+
+		if (!nu)
+			return -ENOMEM;
+		m->u = nu;
+		m->nu++;
+	}
+	m->u[i] = (struct uffd_ent){ .fd = fd, .pidfd = pidfd };
+	ret = ep_add(m, fd, TOKEN(TOK_UFFD, i));
+	if (!ret && pidfd >= 0) {
+		ret = ep_add(m, pidfd, TOKEN(TOK_PIDFD, i));
+		if (ret)
+			epoll_ctl(m->epfd, EPOLL_CTL_DEL, fd, NULL);
+	}
+	if (ret) {
+		m->u[i].fd = -1;
+		m->u[i].pidfd = -1;
+		return ret;
+	}
+	if (idx_out)
+		*idx_out = i;
+	return 0;
+}
+
+static void drop_uffd(struct vms_monitor *m, size_t i)
+{
+	struct uffd_ent *e = &m->u[i];
+
+	if (e->fd < 0)
+		return;
+	vms_log(VMS_LOG_INFO, "monitor: dropping the uffd of a process that exited");
+	epoll_ctl(m->epfd, EPOLL_CTL_DEL, e->fd, NULL);
+	close(e->fd);
+	if (e->pidfd >= 0) {
+		epoll_ctl(m->epfd, EPOLL_CTL_DEL, e->pidfd, NULL);
+		close(e->pidfd);
+	}
+	free(e->retry);
+	*e = (struct uffd_ent){ .fd = -1, .pidfd = -1 };
+}
+
+static bool pidfd_dead(int pidfd)
+{
+	struct pollfd p = { .fd = pidfd, .events = POLLIN };
+
+	return pidfd >= 0 && poll(&p, 1, 0) == 1;
+}
+
+/*
+ * Register every region on entry i. -ESRCH: its process is gone (ENOMEM from the
+ * kernel, and the pidfd confirms it when there is one); other errors: nothing stays
+ * registered.
+ */
+static int register_uffd(struct vms_monitor *m, size_t i)
+{
+	const struct vms_monitor_config *c = m->cfg;
+	struct uffd_ent *e = &m->u[i];
+	size_t r;
+	int ret = 0;
+
+	for (r = 0; r < c->nregions; r++) {
+		ret = vms_uffd_register(e->fd, c->regions[r].addr, c->regions[r].len,
+					UFFDIO_REGISTER_MODE_MISSING, VMS_UFFD_MISSING_IOCTLS,
+					NULL);
+		if (ret)
+			break;
+	}
+	if (!ret) {
+		e->registered = true;
+		return 0;
+	}
+	while (r--)
+		vms_uffd_unregister(e->fd, c->regions[r].addr, c->regions[r].len);
+	if (ret == -ENOMEM && e->pidfd >= 0) {
+		/*
+		 * ENOMEM also means "the mm is gone" (crosvm b/267124393): believe it only
+		 * when the pidfd confirms the exit (it lags the mm teardown a little).
+		 */
+		struct pollfd p = { .fd = e->pidfd, .events = POLLIN };
+
+		if (poll(&p, 1, 200) == 1)
+			return -ESRCH;
+	}
+	(void)i;
+	return ret;
+}
+
+static void unregister_uffd(struct vms_monitor *m, size_t i)
+{
+	const struct vms_monitor_config *c = m->cfg;
+	struct uffd_ent *e = &m->u[i];
+
+	if (!e->registered)
+		return;
+	for (size_t r = 0; r < c->nregions; r++) {
+		int ret = vms_uffd_unregister(e->fd, c->regions[r].addr, c->regions[r].len);
+
+		if (ret == -ENOMEM)
+			break; /* the process is gone */
+		if (ret)
+			vms_log(VMS_LOG_ERROR, "monitor: unregister: %d", ret);
+	}
+	e->registered = false;
+}
+
+/* ---- status ---- */
+
+static int count_resident(const struct vms_monitor_config *c, uint64_t *pages)
+{
+	*pages = 0;
+	for (size_t i = 0; i < c->nregions; i++) {
+		const struct vms_region *r = &c->regions[i];
+		uint64_t cur = r->memfd_off, end = r->memfd_off + r->len;
+
+		while (cur < end) {
+			off_t d = lseek(r->memfd, (off_t)cur, SEEK_DATA), h;
+
+			if (d < 0 && errno == ENXIO)
+				break;
+			if (d < 0)
+				return -errno;
+			if ((uint64_t)d >= end)
+				break;
+			h = lseek(r->memfd, d, SEEK_HOLE);
+			if (h < 0)
+				return -errno;
+			if ((uint64_t)h > end)
+				h = (off_t)end;
+			*pages += vms_bytes_to_pages_up((uint64_t)(h - d));
+			cur = (uint64_t)h;
+		}
+	}
+	return 0;
+}
+
+static void fill_status(struct vms_monitor *m, struct vms_swap_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->state = m->state;
+	if (m->ph) {
+		struct vms_ph_metrics pm;
+
+		if (!vms_ph_metrics(m->ph, &pm)) {
+			st->metrics.resident_pages = pm.resident_pages;
+			st->metrics.copied_from_file_pages = pm.copied_from_file_pages;
+			st->metrics.copied_from_staging_pages = pm.copied_from_staging_pages;
+			st->metrics.zeroed_pages = pm.zeroed_pages;
+			st->metrics.redundant_pages = pm.redundant_pages;
+			st->metrics.staging_pages = pm.staging_pages;
+			st->metrics.swap_pages = pm.swap_pages;
+		}
+	} else if (count_resident(m->cfg, &st->metrics.resident_pages)) {
+		st->metrics.resident_pages = 0;
+	}
+	if (m->job.running) {
+		st->state_transition.pages = atomic_load(&m->job.pages);
+		st->state_transition.time_ms = (uint64_t)(now_ms() - m->job.start_ms);
+	} else {
+		st->state_transition = m->trans;
+	}
+}
+
+/* ---- background jobs (job thread) ---- */
+
+static void job_move(struct job *j)
+{
+	const struct vms_monitor_config *c = j->m->cfg;
+
+	for (size_t i = 0; i < c->nregions; i++) {
+		uint64_t moved = 0;
+
+		j->result = vms_ph_move_to_staging(j->m->ph, c->regions[i].addr, &moved);
+		atomic_fetch_add(&j->pages, moved);
+		if (j->result)
+			return;
+	}
+}
+
+/*
+ * VMS_CTL_TEST_HOLD_JOBS: wait for a release byte, or the abort flag. false: aborted.
+ * Polls with a 1 ms timeout for the flag; test builds only.
+ */
+static bool job_gate(struct job *j)
+{
+	int fd = j->m->cfg->test_gate_fd;
+
+	if (!(j->m->cfg->flags & VMS_CTL_TEST_HOLD_JOBS) || fd < 0)
+		return true;
+	while (!atomic_load(&j->abort)) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		char b;
+
+		if (atomic_load(&j->release))
+			return true;
+		if (poll(&p, 1, 1) == 1 && read(fd, &b, 1) == 1)
+			return true;
+	}
+	j->aborted = true;
+	return false;
+}
+
+static void job_trim(struct job *j)
+{
+	struct vms_ph_trim t;
+
+	vms_ph_trim_init(&t);
+	if (!job_gate(j))
+		return;
+	while (!t.done) {
+		uint64_t n = 0;
+
+		if (atomic_load(&j->abort)) {
+			j->aborted = true;
+			break;
+		}
+		j->result = vms_ph_trim(j->m->ph, &t, VMS_PH_TRIM_BATCH_PAGES, &n);
+		atomic_fetch_add(&j->pages, n);
+		if (j->result)
+			return;
+	}
+	vms_log(VMS_LOG_INFO, "monitor: trimmed %llu clean pages and %llu zero pages%s",
+		(unsigned long long)t.clean_pages, (unsigned long long)t.zero_pages,
+		j->aborted ? " (aborted)" : "");
+}
+
+/*
+ * A chunk that did nothing ends the job only when nothing is left to do: the page
+ * handler can return 0 pages while work remains, when every page of the run it
+ * planned was faulted in (or removed) before it committed.
+ */
+static bool nothing_left(struct vms_page_handler *ph, bool swapped_too)
+{
+	struct vms_ph_metrics pm;
+
+	if (vms_ph_metrics(ph, &pm))
+		return true; /* logged; do not spin */
+	if (!pm.staging_pages && (!swapped_too || !pm.swap_pages))
+		return true;
+	vms_log(VMS_LOG_INFO,
+		"monitor: an empty chunk with %llu staged and %llu swapped pages left",
+		(unsigned long long)pm.staging_pages, (unsigned long long)pm.swap_pages);
+	return false;
+}
+
+static void job_swap_out(struct job *j)
+{
+	uint64_t max = vms_bytes_to_pages(VMS_PH_MAX_CHUNK_BYTES);
+
+	if (!job_gate(j))
+		return;
+	if (j->m->cfg->flags & VMS_CTL_TEST_FAIL_SWAP_OUT)
+		vms_ph_inject_write_error(j->m->ph, -ENOSPC);
+	for (;;) {
+		uint64_t n = 0;
+
+		if (atomic_load(&j->abort)) {
+			j->aborted = true;
+			return;
+		}
+		j->result = vms_ph_swap_out(j->m->ph, max, &n);
+		if (j->result || (!n && nothing_left(j->m->ph, false)))
+			return;
+		atomic_fetch_add(&j->pages, n);
+	}
+}
+
+static void job_swap_in(struct job *j)
+{
+	uint64_t max = vms_bytes_to_pages(VMS_PH_MAX_CHUNK_BYTES);
+
+	if (!job_gate(j))
+		return;
+	for (;;) {
+		uint64_t n = 0;
+
+		if (atomic_load(&j->abort)) {
+			j->aborted = true;
+			return;
+		}
+		pthread_mutex_lock(&j->m->gate);
+		j->result = vms_ph_swap_in(j->m->ph, j->uffd, max, &n);
+		pthread_mutex_unlock(&j->m->gate);
+		atomic_fetch_add(&j->pages, n);
+		if (j->result == -EAGAIN) {
+			/* A REMOVE is in flight on this uffd: the loop thread reads it; the
+			 * remover must run again before the kernel lets us fill. */
+			struct timespec ts = { 0, 200000 };
+
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		if (j->result || (!n && nothing_left(j->m->ph, true)))
+			return;
+	}
+}
+
+static void *job_main(void *arg)
+{
+	struct job *j = arg;
+	uint64_t one = 1;
+
+	switch (j->kind) {
+	case JOB_MOVE: job_move(j); break;
+	case JOB_TRIM: job_trim(j); break;
+	case JOB_SWAP_OUT: job_swap_out(j); break;
+	case JOB_SWAP_IN: job_swap_in(j); break;
+	default: j->result = -EINVAL; break;
+	}
+	if (write(j->m->jobfd, &one, sizeof(one)) != sizeof(one))
+		vms_log(VMS_LOG_ERROR, "monitor: signalling job completion failed");
+	return NULL;
+}
+
+static int start_job(struct vms_monitor *m, enum job_kind kind)
+{
+	struct job *j = &m->job;
+	int ret;
+
+	j->kind = kind;
+	j->m = m;
+	j->result = 0;
+	j->aborted = false;
+	j->uffd = -1;
+	atomic_store(&j->abort, false);
+	atomic_store(&j->release, m->exit_after_swap_in);
+	atomic_store(&j->pages, 0);
+	j->start_ms = now_ms();
+	if (kind == JOB_SWAP_IN) {
+		/* Fill through the VMM's uffd, else any live one: the pages are shared. */
+		for (size_t i = 0; i < m->nu && j->uffd < 0; i++)
+			if (m->u[i].fd >= 0 && m->u[i].registered)
+				j->uffd = fcntl(m->u[i].fd, F_DUPFD_CLOEXEC, 0);
+		if (j->uffd < 0)
+			return -ESRCH;
+	}
+	ret = -pthread_create(&j->thread, NULL, job_main, j);
+	if (ret) {
+		if (j->uffd >= 0)
+			close(j->uffd);
+		return ret;
+	}
+	j->running = true;
+	return 0;
+}
+
+/* ---- enabling and disabling ---- */
+
+static int enable_from_ready(struct vms_monitor *m)
+{
+	const struct vms_monitor_config *c = m->cfg;
+	struct vms_ph_region *pr;
+	struct vms_ph_config pc;
+	int ret;
+
+	pr = calloc(c->nregions, sizeof(*pr));
+	if (!pr)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->nregions; i++)
+		pr[i] = (struct vms_ph_region){ .addr = c->regions[i].addr,
+						.len = c->regions[i].len,
+						.memfd = c->regions[i].memfd,
+						.memfd_off = c->regions[i].memfd_off };
+	pc = (struct vms_ph_config){ .regions = pr,
+				     .nregions = c->nregions,
+				     .swap_dir = c->swap_dir,
+				     .move_threads = c->move_threads };
+	ret = vms_ph_create(&pc, &m->ph);
+	free(pr);
+	if (ret) {
+		vms_log(VMS_LOG_ERROR, "monitor: creating the page handler: %d", ret);
+		return ret;
+	}
+	for (size_t i = 0; i < m->nu; i++) {
+		if (m->u[i].fd < 0)
+			continue;
+		ret = register_uffd(m, i);
+		if (ret == -ESRCH && i > 0) {
+			drop_uffd(m, i);
+			ret = 0;
+		}
+		if (ret) {
+			vms_log(VMS_LOG_ERROR, "monitor: registering guest memory: %d", ret);
+			for (size_t k = 0; k < m->nu; k++)
+				if (m->u[k].fd >= 0)
+					unregister_uffd(m, k);
+			vms_ph_destroy(m->ph);
+			m->ph = NULL;
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/* Swap-in finished: back to Ready (crosvm's disabled loop). */
+static void finish_disable(struct vms_monitor *m)
+{
+	for (size_t i = 0; i < m->nu; i++)
+		if (m->u[i].fd >= 0) {
+			unregister_uffd(m, i);
+			m->u[i].nretry = 0;
+		}
+	/*
+	 * The swap file is an O_TMPFILE owned by the page handler: destroying the
+	 * handler releases it. slow_file_cleanup is recorded but the space is freed
+	 * at once (see the known gaps in the README).
+	 */
+	vms_ph_destroy(m->ph);
+	m->ph = NULL;
+	m->state = VMS_SWAP_READY;
+}
+
+/* ---- commands ---- */
+
+static void dispatch(struct vms_monitor *m, struct queued *c);
+
+static bool queue_busy(const struct vms_monitor *m)
+{
+	return m->have_parked || (m->job.running && m->job.kind == JOB_MOVE);
+}
+
+static void run_queue(struct vms_monitor *m)
+{
+	while (m->qn && !queue_busy(m) && !m->should_exit) {
+		struct queued c = m->q[m->qhead];
+
+		m->qhead = (m->qhead + 1) % QUEUE_MAX;
+		m->qn--;
+		dispatch(m, &c);
+	}
+}
+
+static void start_move(struct vms_monitor *m, struct queued *c)
+{
+	int ret = start_job(m, JOB_MOVE);
+
+	if (ret) {
+		m->state = VMS_SWAP_FAILED;
+		m->trans = (struct vms_swap_transition){ 0 };
+		reply_and_close(c, VMS_REPLY_FAILED, m->state, ret);
+		return;
+	}
+	m->state = VMS_SWAP_PENDING;
+	m->enable_cmd = *c;
+	m->have_enable = true;
+}
+
+static void dispatch(struct vms_monitor *m, struct queued *c)
+{
+	const struct vms_sm_entry *e = vms_sm_lookup(m->state, c->msg.cmd);
+	bool slow = c->msg.flags & VMS_CMD_F_SLOW_FILE_CLEANUP;
+	int ret;
+
+	if (!e) {
+		reply_and_close(c, VMS_REPLY_FAILED, m->state, -EOPNOTSUPP);
+		return;
+	}
+	if (m->exit_after_swap_in && c->msg.cmd != VMS_CMD_EXIT) {
+		/* An Exit was accepted: nothing else starts. */
+		reply_and_close(c, VMS_REPLY_FAILED, m->state, -ESHUTDOWN);
+		return;
+	}
+	if (e->action == VMS_ACT_IGNORE) {
+		vms_log(VMS_LOG_WARN, "monitor: %s ignored in state %s", vms_cmd_name(c->msg.cmd),
+			vms_swap_state_name(m->state));
+		reply_and_close(c, VMS_REPLY_IGNORED, m->state, 0);
+		return;
+	}
+	if (e->abort_job && m->job.running) {
+		atomic_store(&m->job.abort, true);
+		m->parked = *c;
+		m->have_parked = true;
+		return;
+	}
+	switch (e->action) {
+	case VMS_ACT_ENABLE:
+		ret = enable_from_ready(m);
+		if (ret) {
+			reply_and_close(c, VMS_REPLY_FAILED, m->state, ret);
+			return;
+		}
+		start_move(m, c);
+		return;
+	case VMS_ACT_REMOVE:
+		start_move(m, c);
+		return;
+	case VMS_ACT_TRIM:
+		ret = start_job(m, JOB_TRIM);
+		break;
+	case VMS_ACT_SWAP_OUT:
+		ret = start_job(m, JOB_SWAP_OUT);
+		break;
+	case VMS_ACT_SWAP_IN:
+		m->slow_cleanup = slow;
+		ret = start_job(m, JOB_SWAP_IN);
+		break;
+	case VMS_ACT_SET_CLEANUP:
+		m->slow_cleanup = slow;
+		vms_log(VMS_LOG_INFO, "monitor: swap in is in progress");
+		reply_and_close(c, VMS_REPLY_ACCEPTED, m->state, 0);
+		return;
+	case VMS_ACT_EXIT:
+		reply_and_close(c, VMS_REPLY_ACCEPTED, m->state, 0);
+		m->should_exit = true;
+		return;
+	case VMS_ACT_EXIT_AFTER_SWAP_IN:
+		if (m->exit_after_swap_in) {
+			reply_and_close(c, VMS_REPLY_ACCEPTED, m->state, 0);
+			return;
+		}
+		m->exit_after_swap_in = true;
+		atomic_store(&m->job.release, true);
+		if (!m->job.running || m->job.kind != JOB_SWAP_IN) {
+			ret = start_job(m, JOB_SWAP_IN);
+			if (ret) {
+				/* Nothing can bring the pages back: exit anyway. */
+				m->exit_after_swap_in = false;
+				reply_and_close(c, VMS_REPLY_FAILED, m->state, ret);
+				m->should_exit = true;
+				return;
+			}
+			m->state = VMS_SWAP_SWAP_IN_IN_PROGRESS;
+		}
+		m->exit_cmd = *c;
+		return;
+	default:
+		ret = -EINVAL;
+		break;
+	}
+	if (ret) {
+		reply_and_close(c, VMS_REPLY_FAILED, m->state, ret);
+		return;
+	}
+	if (e->next >= 0)
+		m->state = e->next;
+	reply_and_close(c, VMS_REPLY_ACCEPTED, m->state, 0);
+}
+
+static void job_done(struct vms_monitor *m)
+{
+	struct job *j = &m->job;
+	uint64_t v;
+	struct vms_swap_transition rec;
+
+	if (read(m->jobfd, &v, sizeof(v)) != sizeof(v) || !j->running)
+		return;
+	pthread_join(j->thread, NULL);
+	j->running = false;
+	if (j->uffd >= 0) {
+		close(j->uffd);
+		j->uffd = -1;
+	}
+	rec = (struct vms_swap_transition){ atomic_load(&j->pages),
+					    (uint64_t)(now_ms() - j->start_ms) };
+	switch (j->kind) {
+	case JOB_MOVE:
+		if (j->result) {
+			vms_log(VMS_LOG_ERROR, "monitor: moving guest memory to staging: %d",
+				j->result);
+			m->state = VMS_SWAP_FAILED;
+			m->trans = (struct vms_swap_transition){ 0 };
+		} else {
+			m->state = VMS_SWAP_PENDING;
+			m->trans = rec;
+		}
+		if (m->have_enable) {
+			m->have_enable = false;
+			reply_and_close(&m->enable_cmd,
+					j->result ? VMS_REPLY_FAILED : VMS_REPLY_ACCEPTED,
+					m->state, j->result);
+		}
+		break;
+	case JOB_TRIM:
+		m->trans = rec;
+		if (j->result) {
+			vms_log(VMS_LOG_ERROR, "monitor: trim: %d", j->result);
+			m->state = VMS_SWAP_FAILED;
+			m->trans = (struct vms_swap_transition){ 0 };
+		} else {
+			m->state = VMS_SWAP_PENDING;
+		}
+		break;
+	case JOB_SWAP_OUT:
+		m->trans = rec;
+		if (j->result) {
+			vms_log(VMS_LOG_ERROR, "monitor: swap out: %d", j->result);
+			m->state = VMS_SWAP_FAILED;
+			m->trans = (struct vms_swap_transition){ 0 };
+		} else if (j->aborted) {
+			vms_log(VMS_LOG_INFO, "monitor: swap out is aborted");
+			m->state = VMS_SWAP_PENDING;
+		} else {
+			vms_log(VMS_LOG_INFO, "monitor: swap out all %llu pages to file in %llu ms",
+				(unsigned long long)rec.pages, (unsigned long long)rec.time_ms);
+			m->state = VMS_SWAP_ACTIVE;
+		}
+		break;
+	case JOB_SWAP_IN:
+		m->trans = rec;
+		if (j->result) {
+			vms_log(VMS_LOG_ERROR, "monitor: swap in: %d", j->result);
+			m->state = VMS_SWAP_FAILED;
+			m->trans = (struct vms_swap_transition){ 0 };
+		} else if (j->aborted) {
+			m->state = VMS_SWAP_PENDING;
+		} else {
+			vms_log(VMS_LOG_INFO, "monitor: swap in all %llu pages in %llu ms",
+				(unsigned long long)rec.pages, (unsigned long long)rec.time_ms);
+			if (!m->exit_after_swap_in)
+				finish_disable(m);
+		}
+		if (m->exit_after_swap_in && !j->aborted) {
+			m->exit_after_swap_in = false;
+			reply_and_close(&m->exit_cmd,
+					j->result ? VMS_REPLY_FAILED : VMS_REPLY_ACCEPTED,
+					j->result ? m->state : VMS_SWAP_READY, j->result);
+			m->should_exit = true;
+		}
+		break;
+	default:
+		break;
+	}
+	j->kind = JOB_NONE;
+	if (m->have_parked) {
+		struct queued c = m->parked;
+
+		m->have_parked = false;
+		dispatch(m, &c);
+	}
+	run_queue(m);
+}
+
+static void handle_process_forked(struct vms_monitor *m, int *fds)
+{
+	struct queued c = { .reply_fd = fds[0], .state = m->state,
+			    .msg.cmd = VMS_CMD_PROCESS_FORKED };
+	size_t idx;
+	int ret;
+
+	if (pidfd_dead(fds[2])) {
+		close(fds[1]);
+		close(fds[2]);
+		reply_and_close(&c, VMS_REPLY_FAILED, m->state, -ESRCH);
+		return;
+	}
+	ret = add_uffd(m, fds[1], fds[2], &idx);
+	if (ret) {
+		close(fds[1]);
+		close(fds[2]);
+		reply_and_close(&c, VMS_REPLY_FAILED, m->state, ret);
+		return;
+	}
+	if (m->ph) {
+		ret = register_uffd(m, idx);
+		if (ret) {
+			vms_log(VMS_LOG_WARN, "monitor: registering a device process: %d", ret);
+			drop_uffd(m, idx);
+			reply_and_close(&c, VMS_REPLY_FAILED, m->state, ret);
+			return;
+		}
+	}
+	reply_and_close(&c, VMS_REPLY_ACCEPTED, m->state, 0);
+}
+
+static void handle_commands(struct vms_monitor *m)
+{
+	for (int budget = 0; budget < 64; budget++) {
+		int fds[VMS_PROTO_MAX_FDS], reply_fd;
+		struct vms_msg_cmd msg;
+		size_t nfds;
+		struct queued c;
+		int ret;
+
+		ret = vms_proto_recv_cmd(m->cfg->cmd_fd, &msg, fds, &nfds, &reply_fd);
+		if (ret == -EAGAIN)
+			return;
+		if (ret == -EPIPE) {
+			/* Every sender is gone: as Exit, without a reply. */
+			vms_log(VMS_LOG_INFO, "monitor: command socket closed");
+			epoll_ctl(m->epfd, EPOLL_CTL_DEL, m->cfg->cmd_fd, NULL);
+			m->cmd_open = false;
+			c = (struct queued){ .msg.cmd = VMS_CMD_EXIT, .reply_fd = -1,
+					     .state = m->state };
+			if (m->qn < QUEUE_MAX) {
+				m->q[(m->qhead + m->qn) % QUEUE_MAX] = c;
+				m->qn++;
+			} else {
+				m->should_exit = true;
+			}
+			run_queue(m);
+			return;
+		}
+		if (ret) {
+			vms_log(VMS_LOG_WARN, "monitor: rejected a malformed message: %d", ret);
+			c = (struct queued){ .msg = msg, .reply_fd = reply_fd, .state = m->state };
+			for (size_t i = 0; i < nfds; i++)
+				if (fds[i] != reply_fd)
+					close(fds[i]);
+			reply_and_close(&c, VMS_REPLY_FAILED, m->state, ret);
+			continue;
+		}
+		c = (struct queued){ .msg = msg, .reply_fd = fds[0], .state = m->state };
+		if (msg.cmd == VMS_CMD_STATUS) {
+			struct vms_reply r = { .result = VMS_REPLY_ACCEPTED, .state = m->state,
+					       .new_state = m->state };
+			struct vms_swap_status st;
+
+			fill_status(m, &st);
+			vms_proto_send_reply(c.reply_fd, &r, &st);
+			close(c.reply_fd);
+			continue;
+		}
+		if (msg.cmd == VMS_CMD_PROCESS_FORKED) {
+			handle_process_forked(m, fds);
+			continue;
+		}
+		if (m->qn == QUEUE_MAX) {
+			reply_and_close(&c, VMS_REPLY_FAILED, m->state, -EBUSY);
+			continue;
+		}
+		m->q[(m->qhead + m->qn) % QUEUE_MAX] = c;
+		m->qn++;
+		run_queue(m);
+	}
+}
+
+/* ---- uffd events ---- */
+
+static int push_retry(struct uffd_ent *e, uint64_t addr)
+{
+	if (e->nretry == e->cretry) {
+		size_t n = e->cretry ? e->cretry * 2 : 16;
+		uint64_t *v = realloc(e->retry, n * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		e->retry = v;
+		e->cretry = n;
+	}
+	e->retry[e->nretry++] = addr;
+	return 0;
+}
+
+/* Serve one fault. false: the uffd's process is gone. */
+static bool serve_fault(struct vms_monitor *m, struct uffd_ent *e, uint64_t addr)
+{
+	int ret;
+
+	if (!m->ph) {
+		/* Not registered any more (a fault queued before the unregister). */
+		vms_uffd_wake(e->fd, addr & ~(vms_page_size() - 1), vms_page_size());
+		return true;
+	}
+	ret = vms_ph_fault(m->ph, e->fd, addr);
+	if (ret == -EAGAIN) {
+		if (push_retry(e, addr))
+			vms_log(VMS_LOG_ERROR, "monitor: out of memory queueing a fault");
+		return true;
+	}
+	if (ret == -ESRCH)
+		return false;
+	/* Other errors were logged by the page handler; the thread stays blocked. */
+	return true;
+}
+
+/*
+ * Read every pending event of entry i, applying each REMOVE at once and collecting
+ * the faults; only when the uffd is drained serve the faults (new and parked ones).
+ *
+ * Why this order: the kernel returns pending faults *before* pending REMOVEs, and
+ * reading a REMOVE lets the remover resume and punch the page. A fault on that page
+ * served before the REMOVE is applied could copy the old contents back in after the
+ * punch (old data after the balloon took the page). Applied first, the page is
+ * "empty" and the fault gets zeros.
+ *
+ * The swap-in job copies through a uffd too, so while it runs the drain-and-apply
+ * step holds m->gate, which the job holds around each chunk: a REMOVE is never read
+ * while a chunk could copy the page it removes. (Faults wait for at most one
+ * swap-in chunk; the page handler has no barrier that would avoid it.)
+ */
+static void handle_uffd(struct vms_monitor *m, size_t i)
+{
+	struct uffd_msg msgs[EVENT_BATCH];
+	struct uffd_ent *e = &m->u[i];
+	bool gate = m->job.running && m->job.kind == JOB_SWAP_IN;
+	uint64_t *todo;
+	size_t ntodo;
+	bool alive = true;
+
+	if (gate)
+		pthread_mutex_lock(&m->gate);
+	for (;;) {
+		size_t n = 0;
+		int ret = vms_uffd_read_events(e->fd, msgs, EVENT_BATCH, &n);
+
+		if (ret) {
+			vms_log(VMS_LOG_ERROR, "monitor: reading uffd events: %d", ret);
+			break;
+		}
+		if (!n)
+			break;
+		for (size_t k = 0; k < n; k++) {
+			const struct uffd_msg *u = &msgs[k];
+
+			switch (u->event) {
+			case UFFD_EVENT_PAGEFAULT:
+				if (push_retry(e, u->arg.pagefault.address))
+					vms_log(VMS_LOG_ERROR,
+						"monitor: out of memory queueing a fault");
+				break;
+			case UFFD_EVENT_REMOVE:
+				if (m->ph) {
+					ret = vms_ph_remove(m->ph, u->arg.remove.start,
+							    u->arg.remove.end);
+					if (ret)
+						vms_log(VMS_LOG_ERROR, "monitor: remove: %d", ret);
+				} else {
+					vms_log(VMS_LOG_DEBUG, "monitor: remove while disabled");
+				}
+				break;
+			default:
+				vms_log(VMS_LOG_WARN, "monitor: unexpected uffd event %s",
+					vms_uffd_event_name(u->event));
+				break;
+			}
+		}
+	}
+	if (gate)
+		pthread_mutex_unlock(&m->gate);
+	/* Serve the collected faults; those that get -EAGAIN park again. */
+	todo = e->retry;
+	ntodo = e->nretry;
+	e->retry = NULL;
+	e->nretry = e->cretry = 0;
+	for (size_t k = 0; k < ntodo && alive; k++)
+		alive = serve_fault(m, e, todo[k]);
+	free(todo);
+	if (!alive)
+		drop_uffd(m, i);
+}
+
+/* ---- process setup ---- */
+
+static int cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Close every fd except stdio and the ones the monitor needs. */
+static void close_other_fds(const struct vms_monitor_config *c)
+{
+	int keep[VMS_CTL_MAX_REGIONS + 4];
+	size_t n = 0;
+	unsigned int from = 3;
+
+	if (c->test_gate_fd >= 0)
+		keep[n++] = c->test_gate_fd;
+	keep[n++] = c->cmd_fd;
+	keep[n++] = c->main_uffd;
+	for (size_t i = 0; i < c->nregions; i++)
+		keep[n++] = c->regions[i].memfd;
+	qsort(keep, n, sizeof(*keep), cmp_int);
+	for (size_t i = 0; i < n; i++) {
+		if (keep[i] < (int)from)
+			continue;
+		if ((unsigned int)keep[i] > from)
+			syscall(SYS_close_range, from, (unsigned int)keep[i] - 1, 0);
+		from = (unsigned int)keep[i] + 1;
+	}
+	syscall(SYS_close_range, from, ~0u, 0);
+}
+
+static int drop_privileges(const struct vms_monitor_config *c)
+{
+	cap_t caps;
+	int ret = 0;
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return -errno;
+	if (c->flags & VMS_CTL_KEEP_CAPS)
+		return 0;
+	/* The monitor works on fds it was given: it needs no capability at all. */
+	caps = cap_init();
+	if (!caps)
+		return -errno;
+	if (cap_set_proc(caps))
+		ret = -errno;
+	cap_free(caps);
+	return ret;
+}
+
+static int setup(struct vms_monitor *m)
+{
+	const struct vms_monitor_config *c = m->cfg;
+	sigset_t set;
+	int ret;
+
+	prctl(PR_SET_NAME, "vms monitor", 0, 0, 0);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL))
+		return -EINVAL;
+	signal(SIGPIPE, SIG_IGN);
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0))
+		return -errno;
+	/* The check: the VMM may have died before the prctl. */
+	if (getppid() != c->vmm_pid)
+		return -ESRCH;
+	m->vmm_pidfd = (int)syscall(SYS_pidfd_open, c->vmm_pid, 0);
+	if (m->vmm_pidfd < 0)
+		return -errno;
+	ret = drop_privileges(c);
+	if (ret) {
+		vms_log(VMS_LOG_ERROR, "monitor: dropping privileges: %d", ret);
+		return ret;
+	}
+	m->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	m->jobfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	m->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (m->sigfd < 0 || m->jobfd < 0 || m->epfd < 0)
+		return -errno;
+	if ((ret = ep_add(m, c->cmd_fd, TOKEN(TOK_CMD, 0))) ||
+	    (ret = ep_add(m, m->jobfd, TOKEN(TOK_JOB, 0))) ||
+	    (ret = ep_add(m, m->sigfd, TOKEN(TOK_SIG, 0))) ||
+	    (ret = ep_add(m, m->vmm_pidfd, TOKEN(TOK_VMM, 0))))
+		return ret;
+	m->cmd_open = true;
+	return add_uffd(m, c->main_uffd, -1, NULL);
+}
+
+static bool vmm_gone(struct vms_monitor *m)
+{
+	return pidfd_dead(m->vmm_pidfd) || getppid() != m->cfg->vmm_pid;
+}
+
+static void teardown(struct vms_monitor *m)
+{
+	if (m->job.running) {
+		atomic_store(&m->job.abort, true);
+		pthread_join(m->job.thread, NULL);
+		m->job.running = false;
+		if (m->job.uffd >= 0)
+			close(m->job.uffd);
+	}
+	if (m->have_parked)
+		close(m->parked.reply_fd);
+	if (m->have_enable)
+		close(m->enable_cmd.reply_fd);
+	if (m->exit_after_swap_in)
+		close(m->exit_cmd.reply_fd);
+	for (; m->qn; m->qn--, m->qhead = (m->qhead + 1) % QUEUE_MAX)
+		if (m->q[m->qhead].reply_fd >= 0)
+			close(m->q[m->qhead].reply_fd);
+	vms_ph_destroy(m->ph);
+	m->ph = NULL;
+	for (size_t i = 0; i < m->nu; i++)
+		if (m->u[i].fd >= 0) {
+			close(m->u[i].fd);
+			if (m->u[i].pidfd >= 0)
+				close(m->u[i].pidfd);
+			free(m->u[i].retry);
+		}
+	free(m->u);
+}
+
+int vms_monitor_run(const struct vms_monitor_config *cfg)
+{
+	struct vms_monitor m = {
+		.cfg = cfg,
+		.epfd = -1,
+		.jobfd = -1,
+		.sigfd = -1,
+		.vmm_pidfd = -1,
+		.state = VMS_SWAP_READY,
+		.job.uffd = -1,
+	};
+	int ret;
+
+	pthread_mutex_init(&m.gate, NULL);
+	close_other_fds(cfg);
+	ret = setup(&m);
+	if (ret)
+		goto out;
+	while (!m.should_exit) {
+		struct epoll_event ev[MAX_EPOLL];
+		bool retry = false;
+		int n;
+
+		for (size_t i = 0; i < m.nu; i++)
+			retry |= m.u[i].fd >= 0 && m.u[i].nretry;
+		n = epoll_wait(m.epfd, ev, MAX_EPOLL, retry ? 1 : -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = -errno;
+			break;
+		}
+		for (int k = 0; k < n && !m.should_exit; k++) {
+			uint32_t idx = (uint32_t)ev[k].data.u64;
+
+			switch (ev[k].data.u64 >> 32) {
+			case TOK_CMD:
+				handle_commands(&m);
+				break;
+			case TOK_JOB:
+				job_done(&m);
+				break;
+			case TOK_SIG: {
+				struct signalfd_siginfo si;
+
+				while (read(m.sigfd, &si, sizeof(si)) == sizeof(si))
+					;
+				if (vmm_gone(&m)) {
+					vms_log(VMS_LOG_INFO, "monitor: the VMM died; exiting");
+					m.should_exit = true;
+				}
+				break;
+			}
+			case TOK_VMM:
+				vms_log(VMS_LOG_INFO, "monitor: the VMM exited; exiting");
+				m.should_exit = true;
+				break;
+			case TOK_UFFD:
+				if (idx < m.nu && m.u[idx].fd >= 0)
+					handle_uffd(&m, idx);
+				break;
+			case TOK_PIDFD:
+				if (idx < m.nu && m.u[idx].fd >= 0) {
+					/* Serve what it queued, then forget it. */
+					handle_uffd(&m, idx);
+					drop_uffd(&m, idx);
+				}
+				break;
+			}
+		}
+		if (retry)
+			for (size_t i = 0; i < m.nu; i++)
+				if (m.u[i].fd >= 0 && m.u[i].nretry)
+					handle_uffd(&m, i);
+	}
+out:
+	teardown(&m);
+	if (m.epfd >= 0)
+		close(m.epfd);
+	if (m.jobfd >= 0)
+		close(m.jobfd);
+	if (m.sigfd >= 0)
+		close(m.sigfd);
+	if (m.vmm_pidfd >= 0)
+		close(m.vmm_pidfd);
+	pthread_mutex_destroy(&m.gate);
+	return ret;
+}

@@ -1,0 +1,320 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * controller_test.c - crosvm's controller tests (spec 7.1) against the C controller:
+ * launch a real monitor, drive enable / swap-out / trim / disable / exit, and check
+ * the transition records (crosvm's exact page counts) and every page's contents.
+ * Plus registration of device processes that died (register/unregister skip them).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+
+#include <vmmswap/controller.h>
+#include <vmmswap/status.h>
+
+#include "lib/ctl_util.h"
+
+FIXTURE(ctl)
+{
+	struct cu_guest g;
+	struct cu_expect e;
+	struct vms_controller *ctl;
+};
+
+FIXTURE_SETUP(ctl)
+{
+	int ret;
+
+	self->ctl = NULL;
+	ASSERT_EQ(0, cu_guest_create(&self->g));
+	ret = cu_launch(&self->g, NULL, 0, &self->ctl);
+	if (cu_uffd_unavailable(ret))
+		SKIP(return, "userfaultfd unavailable: %s", strerror(-ret));
+	ASSERT_EQ(0, ret);
+}
+
+FIXTURE_TEARDOWN(ctl)
+{
+	if (self->ctl)
+		vms_controller_exit(self->ctl);
+	cu_guest_destroy(&self->g);
+}
+
+/* Enable, expecting acceptance, state Pending and a move of 'pages' pages. */
+static int enable_expect(struct vms_controller *ctl, uint64_t pages)
+{
+	struct vms_swap_status st;
+	struct vms_reply r;
+	int ret = vms_controller_enable(ctl, &r);
+
+	if (ret)
+		return ret;
+	if (r.result != VMS_REPLY_ACCEPTED || r.new_state != VMS_SWAP_PENDING)
+		return -EPROTO;
+	ret = vms_controller_status(ctl, &st);
+	if (ret)
+		return ret;
+	if (st.state != VMS_SWAP_PENDING) {
+		cu_log("state %d", st.state);
+		return -EPROTO;
+	}
+	if (st.state_transition.pages != pages) {
+		cu_log("moved %llu pages, want %llu", (unsigned long long)st.state_transition.pages,
+		       (unsigned long long)pages);
+		return -ERANGE;
+	}
+	return 0;
+}
+
+static int accepted(int ret, const struct vms_reply *r)
+{
+	if (ret)
+		return ret;
+	return r->result == VMS_REPLY_ACCEPTED ? 0 : -EPROTO;
+}
+
+/* Swap out and wait for Active; the swap-out record must be 'pages'. */
+static int out_expect(struct vms_controller *ctl, uint64_t pages)
+{
+	struct vms_swap_status st;
+	struct vms_reply r;
+	int ret = accepted(vms_controller_swap_out(ctl, &r), &r);
+
+	if (ret)
+		return ret;
+	ret = cu_wait_state(ctl, VMS_SWAP_ACTIVE, CU_DEADLINE_MS, &st);
+	if (ret)
+		return ret;
+	if (st.state_transition.pages != pages) {
+		cu_log("swapped out %llu pages, want %llu",
+		       (unsigned long long)st.state_transition.pages, (unsigned long long)pages);
+		return -ERANGE;
+	}
+	if (st.metrics.staging_pages != 0 || st.metrics.swap_pages < pages)
+		return -EPROTO;
+	return 0;
+}
+
+static int trim_expect(struct vms_controller *ctl, uint64_t pages)
+{
+	struct vms_swap_status st;
+	struct vms_reply r;
+	int ret = accepted(vms_controller_trim(ctl, &r), &r);
+
+	if (ret)
+		return ret;
+	ret = cu_wait_state(ctl, VMS_SWAP_PENDING, CU_DEADLINE_MS, &st);
+	if (ret)
+		return ret;
+	if (st.state_transition.pages != pages) {
+		cu_log("trimmed %llu pages, want %llu",
+		       (unsigned long long)st.state_transition.pages, (unsigned long long)pages);
+		return -ERANGE;
+	}
+	return 0;
+}
+
+static int disable_expect(struct vms_controller *ctl, uint64_t pages)
+{
+	struct vms_swap_status st;
+	struct vms_reply r;
+	int ret = accepted(vms_controller_disable(ctl, false, &r), &r);
+
+	if (ret)
+		return ret;
+	ret = cu_wait_state(ctl, VMS_SWAP_READY, CU_DEADLINE_MS, &st);
+	if (ret)
+		return ret;
+	if (st.state_transition.pages != pages) {
+		cu_log("swapped in %llu pages, want %llu",
+		       (unsigned long long)st.state_transition.pages, (unsigned long long)pages);
+		return -ERANGE;
+	}
+	return 0;
+}
+
+/* Exit the controller, then check every page in the VMM (mapping and memfd). */
+static int exit_and_check(struct vms_controller **ctl, struct cu_guest *g, struct cu_expect *e)
+{
+	int ret = vms_controller_exit(*ctl);
+
+	*ctl = NULL;
+	if (ret)
+		return ret;
+	if (cu_check_memfd(g, e) >= 0 || cu_check(g, e) >= 0)
+		return -EIO;
+	return 0;
+}
+
+TEST_F(ctl, controller_enable)
+{
+	cu_write_crosvm_data(&self->g, &self->e);
+	ASSERT_EQ(0, enable_expect(self->ctl, 2 * CU_DATA_PAGES_PER_REGION));
+	ASSERT_EQ(-1, cu_check(&self->g, &self->e));
+	/* The faulted pages plus the two zero-filled page-2s are resident again. */
+	ASSERT_EQ(0, enable_expect(self->ctl, 2 * CU_DATA_PAGES_PER_REGION + 2));
+	cu_set(&self->g, &self->e, 0, 1, 9);
+	cu_set(&self->g, &self->e, 0, 2, 10);
+	ASSERT_EQ(0, enable_expect(self->ctl, 2));
+	ASSERT_EQ(-1, cu_check(&self->g, &self->e));
+	ASSERT_EQ(0, enable_expect(self->ctl, 2 * CU_DATA_PAGES_PER_REGION + 2));
+	ASSERT_EQ(0, exit_and_check(&self->ctl, &self->g, &self->e));
+}
+
+TEST_F(ctl, controller_swap_out)
+{
+	cu_write_crosvm_data(&self->g, &self->e);
+	ASSERT_EQ(0, enable_expect(self->ctl, 1542));
+	ASSERT_EQ(0, out_expect(self->ctl, 1542));
+	ASSERT_EQ(-1, cu_check(&self->g, &self->e));
+	ASSERT_EQ(0, enable_expect(self->ctl, 1544));
+	ASSERT_EQ(0, out_expect(self->ctl, 1544));
+	cu_set(&self->g, &self->e, 0, 1, 9);
+	cu_set(&self->g, &self->e, 0, 2, 10);
+	/* Only the re-faulted pages move; the untouched swapped ones stay in the file. */
+	ASSERT_EQ(0, enable_expect(self->ctl, 2));
+	ASSERT_EQ(0, out_expect(self->ctl, 2));
+	ASSERT_EQ(-1, cu_check(&self->g, &self->e));
+	ASSERT_EQ(0, enable_expect(self->ctl, 1544));
+	ASSERT_EQ(0, out_expect(self->ctl, 1544));
+	ASSERT_EQ(0, exit_and_check(&self->ctl, &self->g, &self->e));
+}
+
+TEST_F(ctl, controller_trim)
+{
+	cu_write_crosvm_data(&self->g, &self->e);
+	for (int r = 0; r < CU_NREGIONS; r++)
+		cu_set(&self->g, &self->e, r, 2, 0); /* resident, all zero */
+	ASSERT_EQ(0, enable_expect(self->ctl, 1544));
+	ASSERT_EQ(0, trim_expect(self->ctl, 2)); /* the two zero pages */
+	ASSERT_EQ(0, out_expect(self->ctl, 1542));
+	for (int r = 0; r < CU_NREGIONS; r++)
+		cu_expect_page(&self->e, r, 3, 0); /* never written */
+	ASSERT_EQ(-1, cu_check(&self->g, &self->e));
+	cu_set(&self->g, &self->e, 0, 1, 9);
+	cu_set(&self->g, &self->e, 0, 3, 10);
+	ASSERT_EQ(0, enable_expect(self->ctl, 1546));
+	/* 1541 pages identical to their slot + 3 zero pages. */
+	ASSERT_EQ(0, trim_expect(self->ctl, 1544));
+	ASSERT_EQ(0, out_expect(self->ctl, 2));
+	ASSERT_EQ(0, exit_and_check(&self->ctl, &self->g, &self->e));
+}
+
+TEST_F(ctl, controller_disable)
+{
+	cu_write_crosvm_data(&self->g, &self->e);
+	for (int r = 0; r < CU_NREGIONS; r++) {
+		cu_set(&self->g, &self->e, r, 2, 0);
+		cu_expect_page(&self->e, r, 3, 0);
+	}
+	ASSERT_EQ(0, enable_expect(self->ctl, 1544));
+	ASSERT_EQ(0, disable_expect(self->ctl, 1544));
+	ASSERT_EQ(-1, cu_check(&self->g, &self->e));
+	ASSERT_EQ(0, enable_expect(self->ctl, 1546));
+	ASSERT_EQ(0, trim_expect(self->ctl, 4)); /* a fresh handler: nothing clean */
+	ASSERT_EQ(0, out_expect(self->ctl, 1542));
+	ASSERT_EQ(0, disable_expect(self->ctl, 1542));
+	ASSERT_EQ(-1, cu_check_memfd(&self->g, &self->e));
+	ASSERT_EQ(-1, cu_check(&self->g, &self->e));
+	ASSERT_EQ(0, exit_and_check(&self->ctl, &self->g, &self->e));
+}
+
+/* A device process: register, tell the parent, wait for a byte, exit. */
+static pid_t fork_device(struct vms_controller *ctl, int *ready_rd, int *go_wr)
+{
+	int ready[2], go[2];
+	pid_t pid;
+
+	if (pipe(ready) || pipe(go))
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		int dr = vms_controller_device_forked(ctl, CU_DEADLINE_MS);
+		char b = dr ? (char)(-dr) : 'R';
+
+		close(go[1]);
+		close(ready[0]);
+		vms_controller_forget(ctl);
+		if (write(ready[1], &b, 1) != 1)
+			_exit(2);
+		if (read(go[0], &b, 1) < 0)
+			_exit(3);
+		_exit(0);
+	}
+	close(ready[1]);
+	close(go[0]);
+	*ready_rd = ready[0];
+	*go_wr = go[1];
+	return pid;
+}
+
+/* crosvm register_region_skip_obsolete_process: a dead device does not fail enable. */
+TEST_F(ctl, register_skips_dead_process)
+{
+	int rd, wr, st;
+	pid_t pid;
+	char b;
+
+	cu_write_crosvm_data(&self->g, &self->e);
+	pid = fork_device(self->ctl, &rd, &wr);
+	ASSERT_GT(pid, 0);
+	ASSERT_EQ(0, cu_read_byte(rd, CU_DEADLINE_MS, &b));
+	ASSERT_EQ('R', b);
+	close(wr); /* the child reads EOF and exits */
+	ASSERT_EQ(pid, waitpid(pid, &st, 0));
+	ASSERT_EQ(0, st);
+	close(rd);
+	ASSERT_EQ(0, enable_expect(self->ctl, 1542));
+	ASSERT_EQ(-1, cu_check(&self->g, &self->e));
+	ASSERT_EQ(0, disable_expect(self->ctl, 0)); /* everything was faulted back */
+	ASSERT_EQ(0, exit_and_check(&self->ctl, &self->g, &self->e));
+}
+
+/* crosvm unregister_region_skip_obsolete_process: registered, then it dies. */
+TEST_F(ctl, unregister_skips_dead_process)
+{
+	int rd, wr, st;
+	pid_t pid;
+	char b;
+
+	cu_write_crosvm_data(&self->g, &self->e);
+	pid = fork_device(self->ctl, &rd, &wr);
+	ASSERT_GT(pid, 0);
+	ASSERT_EQ(0, cu_read_byte(rd, CU_DEADLINE_MS, &b));
+	ASSERT_EQ('R', b);
+	ASSERT_EQ(0, enable_expect(self->ctl, 1542)); /* registers the live device */
+	close(wr);
+	ASSERT_EQ(pid, waitpid(pid, &st, 0));
+	ASSERT_EQ(0, st);
+	close(rd);
+	ASSERT_EQ(0, out_expect(self->ctl, 1542));
+	ASSERT_EQ(0, disable_expect(self->ctl, 1542));
+	ASSERT_EQ(-1, cu_check(&self->g, &self->e));
+	ASSERT_EQ(0, exit_and_check(&self->ctl, &self->g, &self->e));
+}
+
+TEST_F(ctl, status_json_in_ready)
+{
+	char json[VMS_SWAP_STATUS_JSON_MAX];
+	struct vms_swap_status st, back;
+
+	cu_write_crosvm_data(&self->g, &self->e);
+	ASSERT_EQ(0, vms_controller_status(self->ctl, &st));
+	ASSERT_EQ(VMS_SWAP_READY, st.state);
+	ASSERT_EQ(1542, st.metrics.resident_pages);
+	ASSERT_GT(vms_swap_status_json(&st, json, sizeof(json)), 0);
+	ASSERT_STREQ("{\"state\":\"Ready\",\"metrics\":{\"resident_pages\":1542,"
+		     "\"copied_from_file_pages\":0,\"copied_from_staging_pages\":0,"
+		     "\"zeroed_pages\":0,\"redundant_pages\":0,\"staging_pages\":0,"
+		     "\"swap_pages\":0},\"state_transition\":{\"pages\":0,\"time_ms\":0}}",
+		     json);
+	ASSERT_EQ(0, vms_swap_status_parse_json(json, &back));
+	ASSERT_EQ(0, memcmp(&st, &back, sizeof(st)));
+}
+
+TEST_HARNESS_MAIN
