@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 #include <vmmswap/freezer.h>
 #include <vmmswap/log.h>
 #include <vmmswap/monitor.h>
+#include <vmmswap/page_handler.h>
 #include <vmmswap/pagesize.h>
 #include <vmmswap/protocol.h>
 #include <vmmswap/uffd.h>
@@ -57,8 +59,9 @@ static void fail_reply(struct vms_reply *reply, int err)
 }
 
 /* Send cmd with a fresh reply socket and wait for the answer. */
-static int command(struct vms_controller *ctl, int cmd, uint32_t flags,
-		   struct vms_reply *reply, struct vms_swap_status *st)
+static int command_info(struct vms_controller *ctl, int cmd, uint32_t flags,
+			struct vms_reply *reply, struct vms_swap_status *st,
+			struct vms_monitor_info *info)
 {
 	struct vms_reply r;
 	int sv[2], ret;
@@ -70,7 +73,7 @@ static int command(struct vms_controller *ctl, int cmd, uint32_t flags,
 	ret = vms_proto_send_cmd(ctl->cmd_fd, cmd, flags, &sv[1], 1, ctl->timeout_ms);
 	close(sv[1]);
 	if (!ret)
-		ret = vms_proto_recv_reply(sv[0], ctl->timeout_ms, &r, st);
+		ret = vms_proto_recv_reply_info(sv[0], ctl->timeout_ms, &r, st, info);
 	close(sv[0]);
 	if (ret == -ECONNRESET || ret == -ECONNREFUSED)
 		ret = -EPIPE;
@@ -86,12 +89,20 @@ fail:
 	return ret;
 }
 
+static int command(struct vms_controller *ctl, int cmd, uint32_t flags,
+		   struct vms_reply *reply, struct vms_swap_status *st)
+{
+	return command_info(ctl, cmd, flags, reply, st, NULL);
+}
+
 static int check_opts(const struct vms_controller_opts *o)
 {
 	uint64_t ps = vms_page_size();
 
 	if (!o || !o->regions || !o->nregions || o->nregions > VMS_CTL_MAX_REGIONS ||
-	    !o->swap_dir || o->reply_timeout_ms < 0)
+	    !o->swap_dir || o->reply_timeout_ms < 0 ||
+	    o->fault_around_pages > VMS_PH_MAX_FAULT_AROUND_PAGES ||
+	    ((o->flags & VMS_CTL_FAULT_CPU) && (o->fault_cpu < 0 || o->fault_cpu >= CPU_SETSIZE)))
 		return -EINVAL;
 	for (size_t i = 0; i < o->nregions; i++) {
 		const struct vms_region *r = &o->regions[i];
@@ -204,6 +215,10 @@ int vms_controller_launch(const struct vms_controller_opts *opts, struct vms_con
 			.vmm_pid = vmm,
 			.swap_dir = ctl->swap_dir,
 			.move_threads = opts->move_threads,
+			.fault_around_pages = opts->fault_around_pages,
+			.cleanup_interval_ms = opts->cleanup_interval_ms,
+			.cleanup_step_bytes = opts->cleanup_step_bytes,
+			.fault_cpu = opts->flags & VMS_CTL_FAULT_CPU ? opts->fault_cpu : -1,
 			.flags = opts->flags,
 			.test_gate_fd = gate[0],
 		};
@@ -294,6 +309,16 @@ int vms_controller_status(struct vms_controller *ctl, struct vms_swap_status *st
 {
 	struct vms_reply r;
 	int ret = command(ctl, VMS_CMD_STATUS, 0, &r, st);
+
+	if (!ret && r.result != VMS_REPLY_ACCEPTED)
+		ret = r.err ?: -EPROTO;
+	return ret;
+}
+
+int vms_controller_info(struct vms_controller *ctl, struct vms_monitor_info *info)
+{
+	struct vms_reply r;
+	int ret = command_info(ctl, VMS_CMD_INFO, 0, &r, NULL, info);
 
 	if (!ret && r.result != VMS_REPLY_ACCEPTED)
 		ret = r.err ?: -EPROTO;

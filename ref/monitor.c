@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -17,10 +18,12 @@
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <vmmswap/file_truncator.h>
 #include <vmmswap/log.h>
 #include <vmmswap/monitor.h>
 #include <vmmswap/page_handler.h>
@@ -88,6 +91,15 @@ struct vms_monitor {
 	struct queued exit_cmd; /* the Exit waiting for the swap-in */
 	bool exit_after_swap_in;
 	bool slow_cleanup;
+	/*
+	 * The previous swap file while a slow file cleanup shrinks it (state Ready only;
+	 * NULL otherwise). last_cleanup: how the last one ended, for Info.
+	 */
+	struct vms_truncator *trunc;
+	struct vms_truncator_info last_cleanup;
+	uint64_t uffd_reads, uffd_events; /* Info counters */
+	bool pinned; /* the loop thread runs on cfg->fault_cpu; jobs get orig_cpus */
+	cpu_set_t orig_cpus;
 	bool should_exit;
 	pthread_mutex_t gate; /* swap-in chunk vs reading REMOVE events (handle_uffd) */
 };
@@ -299,6 +311,46 @@ static void fill_status(struct vms_monitor *m, struct vms_swap_status *st)
 	}
 }
 
+static void file_sizes(int fd, struct vms_monitor_info *info)
+{
+	struct stat st;
+
+	if (fd >= 0 && !fstat(fd, &st)) {
+		info->swap_file_size = (uint64_t)st.st_size;
+		info->swap_file_alloc = (uint64_t)st.st_blocks * 512;
+	}
+}
+
+static void fill_info(struct vms_monitor *m, struct vms_monitor_info *info)
+{
+	struct vms_truncator_info ti = m->last_cleanup;
+
+	memset(info, 0, sizeof(*info));
+	info->fault_around_pages = m->cfg->fault_around_pages;
+	info->uffd_reads = m->uffd_reads;
+	info->uffd_events = m->uffd_events;
+	if (m->ph) {
+		struct vms_ph_metrics pm;
+		int fd = vms_ph_dup_swap_file(m->ph);
+
+		if (!vms_ph_metrics(m->ph, &pm))
+			info->fault_around_filled = pm.fault_around_pages;
+		file_sizes(fd, info);
+		if (fd >= 0)
+			close(fd);
+	}
+	if (m->trunc) {
+		vms_truncator_info(m->trunc, &ti);
+		if (!ti.done)
+			info->flags |= VMS_INFO_CLEANUP_RUNNING;
+		info->swap_file_size = ti.size;
+		info->swap_file_alloc = ti.alloc;
+	}
+	if (ti.err)
+		info->flags |= VMS_INFO_CLEANUP_FAILED;
+	info->cleanup_steps = ti.ticks;
+}
+
 /* ---- background jobs (job thread) ---- */
 
 static void job_move(struct job *j)
@@ -453,6 +505,7 @@ static void *job_main(void *arg)
 static int start_job(struct vms_monitor *m, enum job_kind kind)
 {
 	struct job *j = &m->job;
+	pthread_attr_t attr;
 	int ret;
 
 	j->kind = kind;
@@ -472,7 +525,12 @@ static int start_job(struct vms_monitor *m, enum job_kind kind)
 		if (j->uffd < 0)
 			return -ESRCH;
 	}
-	ret = -pthread_create(&j->thread, NULL, job_main, j);
+	/* Jobs do bulk copies: keep them off the fault-serving CPU when it is pinned. */
+	pthread_attr_init(&attr);
+	if (m->pinned)
+		pthread_attr_setaffinity_np(&attr, sizeof(m->orig_cpus), &m->orig_cpus);
+	ret = -pthread_create(&j->thread, &attr, job_main, j);
+	pthread_attr_destroy(&attr);
 	if (ret) {
 		if (j->uffd >= 0)
 			close(j->uffd);
@@ -484,6 +542,58 @@ static int start_job(struct vms_monitor *m, enum job_kind kind)
 
 /* ---- enabling and disabling ---- */
 
+/*
+ * Slow file cleanup (Ready only). The truncator gets a dup of the page handler's swap
+ * file just before the handler is destroyed, so the file outlives the handler and
+ * only the truncator thread writes it from then on.
+ */
+static void start_cleanup(struct vms_monitor *m)
+{
+	const struct vms_monitor_config *c = m->cfg;
+	struct vms_truncator_opts o = { .step_bytes = c->cleanup_step_bytes,
+					.interval_ms = c->cleanup_interval_ms,
+					.tick_fd = -1 };
+	int fd = vms_ph_dup_swap_file(m->ph), ret;
+
+	m->last_cleanup = (struct vms_truncator_info){ 0 };
+	if (fd < 0) {
+		/* Destroying the handler then releases the space at once. */
+		vms_log(VMS_LOG_ERROR, "monitor: slow file cleanup: %d", fd);
+		return;
+	}
+	ret = vms_truncator_start(fd, &o, &m->trunc);
+	if (ret) {
+		vms_log(VMS_LOG_ERROR, "monitor: starting the file truncator: %d", ret);
+		if (ftruncate(fd, 0))
+			vms_log(VMS_LOG_ERROR, "monitor: truncating the swap file: %d", -errno);
+		close(fd);
+	}
+}
+
+/*
+ * Stop a slow file cleanup and release the rest of the file at once (the file is
+ * closed: every enable creates a fresh one). Unlike crosvm, an error of the cleanup
+ * is only logged (and shown by Info): the next enable does not depend on that file.
+ */
+static void stop_cleanup(struct vms_monitor *m)
+{
+	int ret;
+
+	if (!m->trunc)
+		return;
+	vms_truncator_info(m->trunc, &m->last_cleanup);
+	ret = vms_truncator_stop(m->trunc, NULL);
+	m->trunc = NULL;
+	if (ret) {
+		vms_log(VMS_LOG_ERROR, "monitor: slow file cleanup: %d", ret);
+		if (!m->last_cleanup.err)
+			m->last_cleanup.err = ret;
+	}
+	m->last_cleanup.size = 0;
+	m->last_cleanup.alloc = 0;
+	m->last_cleanup.done = true;
+}
+
 static int enable_from_ready(struct vms_monitor *m)
 {
 	const struct vms_monitor_config *c = m->cfg;
@@ -491,6 +601,7 @@ static int enable_from_ready(struct vms_monitor *m)
 	struct vms_ph_config pc;
 	int ret;
 
+	stop_cleanup(m);
 	pr = calloc(c->nregions, sizeof(*pr));
 	if (!pr)
 		return -ENOMEM;
@@ -502,7 +613,8 @@ static int enable_from_ready(struct vms_monitor *m)
 	pc = (struct vms_ph_config){ .regions = pr,
 				     .nregions = c->nregions,
 				     .swap_dir = c->swap_dir,
-				     .move_threads = c->move_threads };
+				     .move_threads = c->move_threads,
+				     .fault_around = c->fault_around_pages };
 	ret = vms_ph_create(&pc, &m->ph);
 	free(pr);
 	if (ret) {
@@ -540,9 +652,11 @@ static void finish_disable(struct vms_monitor *m)
 		}
 	/*
 	 * The swap file is an O_TMPFILE owned by the page handler: destroying the
-	 * handler releases it. slow_file_cleanup is recorded but the space is freed
-	 * at once (see the known gaps in the README).
+	 * handler releases its space at once, unless slow_file_cleanup keeps a dup of
+	 * it for the truncator.
 	 */
+	if (m->slow_cleanup)
+		start_cleanup(m);
 	vms_ph_destroy(m->ph);
 	m->ph = NULL;
 	m->state = VMS_SWAP_READY;
@@ -596,6 +710,12 @@ static void dispatch(struct vms_monitor *m, struct queued *c)
 	if (m->exit_after_swap_in && c->msg.cmd != VMS_CMD_EXIT) {
 		/* An Exit was accepted: nothing else starts. */
 		reply_and_close(c, VMS_REPLY_FAILED, m->state, -ESHUTDOWN);
+		return;
+	}
+	if (c->msg.cmd == VMS_CMD_DISABLE && m->state == VMS_SWAP_READY && m->trunc && !slow) {
+		/* As crosvm: a plain Disable while disabled ends a slow cleanup now. */
+		stop_cleanup(m);
+		reply_and_close(c, VMS_REPLY_ACCEPTED, m->state, 0);
 		return;
 	}
 	if (e->action == VMS_ACT_IGNORE) {
@@ -848,6 +968,16 @@ static void handle_commands(struct vms_monitor *m)
 			close(c.reply_fd);
 			continue;
 		}
+		if (msg.cmd == VMS_CMD_INFO) {
+			struct vms_reply r = { .result = VMS_REPLY_ACCEPTED, .state = m->state,
+					       .new_state = m->state };
+			struct vms_monitor_info info;
+
+			fill_info(m, &info);
+			vms_proto_send_info_reply(c.reply_fd, &r, &info);
+			close(c.reply_fd);
+			continue;
+		}
 		if (msg.cmd == VMS_CMD_PROCESS_FORKED) {
 			handle_process_forked(m, fds);
 			continue;
@@ -935,6 +1065,8 @@ static void handle_uffd(struct vms_monitor *m, size_t i)
 			vms_log(VMS_LOG_ERROR, "monitor: reading uffd events: %d", ret);
 			break;
 		}
+		m->uffd_reads++;
+		m->uffd_events += n;
 		if (!n)
 			break;
 		for (size_t k = 0; k < n; k++) {
@@ -962,6 +1094,14 @@ static void handle_uffd(struct vms_monitor *m, size_t i)
 				break;
 			}
 		}
+		/*
+		 * One read() returns every message pending at that moment (the kernel
+		 * keeps reading without blocking until the queue is empty or the buffer
+		 * full), so a short batch already means "drained": another read would
+		 * only return EAGAIN. Events arriving later wake epoll again.
+		 */
+		if (n < EVENT_BATCH)
+			break;
 	}
 	if (gate)
 		pthread_mutex_unlock(&m->gate);
@@ -1029,6 +1169,29 @@ static int drop_privileges(const struct vms_monitor_config *c)
 	return ret;
 }
 
+/* The fault_cpu hint: pin this (the loop) thread, remembering the original mask. */
+static void pin_fault_thread(struct vms_monitor *m)
+{
+	int cpu = m->cfg->fault_cpu, ret;
+	cpu_set_t one;
+
+	if (cpu < 0)
+		return;
+	ret = sched_getaffinity(0, sizeof(m->orig_cpus), &m->orig_cpus) ? -errno : 0;
+	if (!ret && (cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &m->orig_cpus)))
+		ret = -EINVAL;
+	if (!ret) {
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		ret = -pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+	}
+	if (ret) {
+		vms_log(VMS_LOG_WARN, "monitor: cannot run on CPU %d (%d); not pinned", cpu, ret);
+		return;
+	}
+	m->pinned = true;
+}
+
 static int setup(struct vms_monitor *m)
 {
 	const struct vms_monitor_config *c = m->cfg;
@@ -1065,6 +1228,7 @@ static int setup(struct vms_monitor *m)
 	    (ret = ep_add(m, m->vmm_pidfd, TOKEN(TOK_VMM, 0))))
 		return ret;
 	m->cmd_open = true;
+	pin_fault_thread(m);
 	return add_uffd(m, c->main_uffd, -1, NULL);
 }
 
@@ -1093,6 +1257,8 @@ static void teardown(struct vms_monitor *m)
 			close(m->q[m->qhead].reply_fd);
 	vms_ph_destroy(m->ph);
 	m->ph = NULL;
+	/* Exit always releases the swap file, also during a slow cleanup. */
+	stop_cleanup(m);
 	for (size_t i = 0; i < m->nu; i++)
 		if (m->u[i].fd >= 0) {
 			close(m->u[i].fd);

@@ -75,6 +75,8 @@ struct vms_page_handler {
 	struct fa_stream fa[VMS_PH_FAULT_AROUND_STREAMS];
 	unsigned int fa_oldest;
 
+	bool no_sendfile; /* under 'job_lock': the staging memfd cannot be spliced */
+
 	/* Job scratch space, under 'job_lock'. */
 	uint8_t *job_buf; /* chunk_pages pages */
 	uint32_t *job_slots; /* chunk_pages entries */
@@ -470,6 +472,8 @@ int vms_ph_fault(struct vms_page_handler *ph, int uffd, uint64_t addr)
 	uint64_t ps = vms_page_size(), pgoff, dst, done, buf_seq = 0;
 	uint32_t buf_slot = VMS_PS_NO_SLOT;
 	struct ph_region *r;
+	/* A 4 KiB page is read on the stack: no allocation on the fault path. */
+	uint64_t stack_buf[4096 / sizeof(uint64_t)];
 	uint8_t *buf = NULL;
 	int ret;
 
@@ -508,7 +512,8 @@ int vms_ph_fault(struct vms_page_handler *ph, int uffd, uint64_t addr)
 				buf_slot = slot;
 				unlock_state(ph);
 				if (!buf)
-					buf = malloc(ps);
+					buf = ps <= sizeof(stack_buf) ? (uint8_t *)stack_buf :
+									 malloc(ps);
 				ret = buf ? vms_swap_file_read(&ph->sf, slot, buf, 1) : -ENOMEM;
 				lock_state(ph);
 				if (ret) {
@@ -545,7 +550,8 @@ int vms_ph_fault(struct vms_page_handler *ph, int uffd, uint64_t addr)
 		break;
 	}
 	unlock_state(ph);
-	free(buf);
+	if (buf != (uint8_t *)stack_buf)
+		free(buf);
 	if (ret && ret != -EAGAIN)
 		vms_log(ret == -ESRCH ? VMS_LOG_INFO : VMS_LOG_ERROR,
 			"page handler: fault at %#llx: %d", (unsigned long long)addr, ret);
@@ -622,6 +628,7 @@ struct move_ctx {
 	size_t next; /* atomic: next window to take */
 	int err; /* atomic: first error */
 	uint64_t moved; /* atomic */
+	bool no_copy_fd; /* atomic: copy_file_range from the memfd does not work */
 };
 
 /* Copy one window to staging, mark it staged, then punch it out of guest memory. */
@@ -637,9 +644,18 @@ static int move_window(struct move_ctx *c, const struct move_window *w)
 
 	for (i = 0; i < w->n; i++) {
 		const struct move_piece *pc = &c->pieces[w->first + i];
+		uint64_t pgoff = r->base + vms_addr_to_pgoff(pc->off);
+		uint64_t n = vms_bytes_to_pages(pc->len);
 
-		ret = vms_staging_write(&ph->st, r->base + vms_addr_to_pgoff(pc->off),
-					c->src + pc->off, vms_bytes_to_pages(pc->len));
+		/* In the kernel, fd to fd; through the source mapping where it cannot. */
+		ret = -EOPNOTSUPP;
+		if (!__atomic_load_n(&c->no_copy_fd, __ATOMIC_RELAXED))
+			ret = vms_staging_copy_fd(&ph->st, pgoff, r->memfd, r->memfd_off + pc->off,
+						  n);
+		if (ret == -EOPNOTSUPP) {
+			__atomic_store_n(&c->no_copy_fd, true, __ATOMIC_RELAXED);
+			ret = vms_staging_write(&ph->st, pgoff, c->src + pc->off, n);
+		}
 		if (ret)
 			return ret; /* nothing marked: the pages stay resident */
 	}
@@ -852,25 +868,52 @@ int vms_ph_move_all_to_staging(struct vms_page_handler *ph, uint64_t *moved)
 
 /* ---- swap-out ---- */
 
-int vms_ph_swap_out(struct vms_page_handler *ph, uint64_t max_pages, uint64_t *written)
+/*
+ * Write staged pages [pgoff, pgoff + n) to slots [slot, slot + n). In the kernel
+ * from the memfd when it can (no page tables for staging, so the punch after it
+ * has nothing to unmap), else from the staging mapping.
+ */
+static int swap_out_write(struct vms_page_handler *ph, uint64_t pgoff, uint32_t slot,
+			  uint64_t n)
+{
+	int ret = -EOPNOTSUPP;
+
+	if (!ph->no_sendfile)
+		ret = vms_swap_file_write_fd(&ph->sf, slot, ph->st.memfd, vms_pgoff_to_addr(pgoff),
+					     n);
+	if (ret != -EOPNOTSUPP)
+		return ret;
+	ph->no_sendfile = true;
+#ifdef MADV_POPULATE_READ
+	/* Map the source in one call rather than one fault per 16 pages (5.14+; a
+	 * failure only costs those faults). */
+	(void)madvise(vms_staging_page(&ph->st, pgoff), vms_pages_to_bytes(n),
+		      MADV_POPULATE_READ);
+#endif
+	return vms_swap_file_write(&ph->sf, slot, vms_staging_page(&ph->st, pgoff), n);
+}
+
+/*
+ * One swap-out attempt: plan the lowest run of staged pages, write it without the
+ * state lock, commit. *planned = pages in the run (0: nothing is staged);
+ * *written = pages of it that became swapped (a page faulted in or removed during
+ * the write is dropped from the run instead). Under the job lock.
+ */
+static int swap_out_run(struct vms_page_handler *ph, uint64_t max_pages, uint64_t *planned,
+			uint64_t *written)
 {
 	uint32_t *slots = ph->job_slots;
 	uint8_t *fresh = ph->job_new;
-	uint64_t p, n, i, j, hwm;
+	uint64_t p, n, i, j, hwm, nw = 0;
 	int ret = 0;
 
+	*planned = 0;
 	*written = 0;
-	if (!max_pages)
-		return -EINVAL;
-	if (max_pages > ph->chunk_pages)
-		max_pages = ph->chunk_pages;
-	pthread_mutex_lock(&ph->job_lock);
 	lock_state(ph);
 	p = vms_bitmap_next_set(&ph->ps.staged, ph->staged_hint, ph->npages);
 	ph->staged_hint = p;
 	if (p >= ph->npages) {
 		unlock_state(ph);
-		pthread_mutex_unlock(&ph->job_lock);
 		return 0;
 	}
 	/* The file does not care about region boundaries: runs may cross them. */
@@ -886,27 +929,20 @@ int vms_ph_swap_out(struct vms_page_handler *ph, uint64_t max_pages, uint64_t *w
 				if (fresh[i])
 					vms_swap_file_free(&ph->sf, slots[i]);
 			unlock_state(ph);
-			pthread_mutex_unlock(&ph->job_lock);
 			return ret;
 		}
 	}
 	unlock_state(ph);
 
 	/*
-	 * Write straight from staging. A page faulted or removed meanwhile has its
-	 * staging page freed (we then write zeros) and is skipped at commit; nothing
-	 * can stage a page again while we hold the job lock.
+	 * Write straight from the staging memfd. A page faulted or removed meanwhile
+	 * may have its staging page freed (we then write zeros) and is skipped at
+	 * commit; nothing can stage a page again while we hold the job lock.
 	 */
-#ifdef MADV_POPULATE_READ
-	/* Map the source in one call rather than one fault per 16 pages (5.14+; a
-	 * failure only costs those faults). */
-	(void)madvise(vms_staging_page(&ph->st, p), vms_pages_to_bytes(n), MADV_POPULATE_READ);
-#endif
 	for (i = 0; i < n && !ret; i = j) {
 		for (j = i + 1; j < n && slots[j] == slots[j - 1] + 1; j++)
 			;
-		ret = vms_swap_file_write(&ph->sf, slots[i], vms_staging_page(&ph->st, p + i),
-					  j - i);
+		ret = swap_out_write(ph, p + i, slots[i], j - i);
 	}
 
 	lock_state(ph);
@@ -916,25 +952,51 @@ int vms_ph_swap_out(struct vms_page_handler *ph, uint64_t max_pages, uint64_t *w
 			if (fresh[i])
 				vms_swap_file_free(&ph->sf, slots[i]);
 		unlock_state(ph);
-		pthread_mutex_unlock(&ph->job_lock);
 		vms_log(VMS_LOG_ERROR, "page handler: swap-out of %llu pages at %llu: %d",
 			(unsigned long long)n, (unsigned long long)p, ret);
 		return ret;
 	}
 	for (i = 0; i < n; i++) {
-		if (vms_ps_clear_staged(&ph->ps, p + i))
+		if (vms_ps_clear_staged(&ph->ps, p + i)) {
 			vms_ps_set_present(&ph->ps, p + i, slots[i]);
-		else if (fresh[i])
+			nw++;
+		} else if (fresh[i]) {
 			vms_swap_file_free(&ph->sf, slots[i]);
+		}
 		/* else: a reused CLEARED slot, still CLEARED (fault) or freed (remove) */
 	}
 	hwm = ph->sf.hwm;
 	unlock_state(ph);
+	/* One punch for the run: pages faulted meanwhile are punched again, harmlessly. */
 	free_staging(ph, p, n);
 	(void)vms_swap_file_shrink(&ph->sf, hwm);
-	pthread_mutex_unlock(&ph->job_lock);
-	*written = n;
+	*planned = n;
+	*written = nw;
 	return 0;
+}
+
+int vms_ph_swap_out(struct vms_page_handler *ph, uint64_t max_pages, uint64_t *written)
+{
+	uint64_t planned;
+	int ret;
+
+	*written = 0;
+	if (!max_pages)
+		return -EINVAL;
+	if (max_pages > ph->chunk_pages)
+		max_pages = ph->chunk_pages;
+	pthread_mutex_lock(&ph->job_lock);
+	/*
+	 * A run whose pages were all faulted in or removed during its write swaps
+	 * nothing out; plan the next one rather than report 0, which would tell the
+	 * caller that nothing is staged. Each attempt takes its run off staging and
+	 * nothing stages pages while we hold the job lock, so this ends.
+	 */
+	do
+		ret = swap_out_run(ph, max_pages, &planned, written);
+	while (!ret && planned && !*written);
+	pthread_mutex_unlock(&ph->job_lock);
+	return ret;
 }
 
 /* ---- trim ---- */
@@ -1072,96 +1134,104 @@ static int swap_in_staged(struct vms_page_handler *ph, int uffd, uint64_t p,
 	return ret;
 }
 
-int vms_ph_swap_in(struct vms_page_handler *ph, int uffd, uint64_t max_pages,
-		   uint64_t *filled)
+/*
+ * Bring the slots of a planned run into memory without the state lock: map them
+ * (page cache, no copy) when the file mapping works, else pread them into the job
+ * buffer. *mapped tells which. The slots' contents cannot change meanwhile: only
+ * swap-out writes or truncates the file, and it needs the job lock we hold.
+ */
+static int swap_in_read(struct vms_page_handler *ph, const uint32_t *slots, uint64_t n,
+			bool *mapped)
 {
-	uint64_t p, q, n, i, j, k, done, seq0, pf = 0, npf = 0;
+	uint64_t i, j;
+	int ret = 0;
+
+	*mapped = true;
+	for (i = 0; i < n && !ret; i = j) {
+		for (j = i + 1; j < n && slots[j] == slots[j - 1] + 1; j++)
+			;
+		if (*mapped) {
+			ret = vms_swap_file_populate(&ph->sf, slots[i], j - i);
+			if (ret == -EOPNOTSUPP) {
+				*mapped = false;
+				ret = 0;
+				j = 0; /* read everything from the start */
+			}
+			continue;
+		}
+		ret = vms_swap_file_read(&ph->sf, slots[i], ph->job_buf + vms_pages_to_bytes(i),
+					 j - i);
+	}
+	return ret;
+}
+
+/*
+ * Fill the lowest run of swapped pages, in one region (consecutive guest
+ * addresses: crosvm b/324344124 lost pages at region boundaries). Called and
+ * returns with the state lock held; drops it for the file I/O. Pages faulted in
+ * (CLEARED) or removed meanwhile are skipped, so *filled may be 0.
+ */
+static int swap_in_file(struct vms_page_handler *ph, int uffd, uint64_t max_pages,
+			uint64_t *filled)
+{
+	uint64_t p, q, n, i, j, k, done, pf, npf = 0;
 	uint32_t *slots = ph->job_slots;
 	struct ph_region *r;
-	int ret = 0, tries;
+	bool mapped;
+	int ret;
 
-	*filled = 0;
-	if (!max_pages)
-		return -EINVAL;
-	if (max_pages > ph->chunk_pages)
-		max_pages = ph->chunk_pages;
-	pthread_mutex_lock(&ph->job_lock);
+	p = vms_bitmap_next_set(&ph->ps.present, 0, ph->npages);
+	r = pgoff_region(ph, p);
+	q = region_end_pgoff(r);
+	if (p + max_pages < q)
+		q = p + max_pages;
+	n = vms_bitmap_next_clear(&ph->ps.present, p, q) - p;
+	for (i = 0; i < n; i++)
+		slots[i] = vms_ps_slot(&ph->ps, p + i);
+	/* The next run's slots, for readahead while we copy this one. */
+	pf = vms_bitmap_next_set(&ph->ps.present, p + n, ph->npages);
+	if (pf < ph->npages) {
+		uint32_t s0 = vms_ps_slot(&ph->ps, pf);
+
+		q = vms_bitmap_next_clear(&ph->ps.present, pf,
+					  pf + max_pages < ph->npages ? pf + max_pages :
+								       ph->npages);
+		for (npf = 1; pf + npf < q && vms_ps_slot(&ph->ps, pf + npf) == s0 + npf; npf++)
+			;
+		pf = s0;
+	}
+	unlock_state(ph);
+	if (npf)
+		vms_swap_file_prefetch(&ph->sf, (uint32_t)pf, npf);
+	ret = swap_in_read(ph, slots, n, &mapped);
 	lock_state(ph);
-	p = vms_bitmap_next_set(&ph->ps.staged, ph->staged_hint, ph->npages);
-	ph->staged_hint = p;
-	if (p < ph->npages) {
-		uint64_t freed;
-
-		/* Staging first: memory to memory, fine under the lock. */
-		ret = swap_in_staged(ph, uffd, p, max_pages, filled, &freed);
-		unlock_state(ph);
-		free_staging(ph, p, freed);
-		pthread_mutex_unlock(&ph->job_lock);
+	if (ret) {
+		vms_log(VMS_LOG_ERROR, "page handler: swap-in: reading the swap file: %d", ret);
 		return ret;
 	}
-	for (tries = 0;; tries++) {
-		p = vms_bitmap_next_set(&ph->ps.present, 0, ph->npages);
-		if (p >= ph->npages)
-			goto out;
-		if (tries == 3) {
-			ret = -EAGAIN; /* removes keep freeing slots: let the caller come back */
-			goto out;
-		}
-		/* One region only: the run is filled at consecutive guest addresses
-		 * (crosvm b/324344124 lost pages at region boundaries). */
-		r = pgoff_region(ph, p);
-		q = region_end_pgoff(r);
-		if (p + max_pages < q)
-			q = p + max_pages;
-		n = vms_bitmap_next_clear(&ph->ps.present, p, q) - p;
-		for (i = 0; i < n; i++)
-			slots[i] = vms_ps_slot(&ph->ps, p + i);
-		/* The next run's slots, for readahead while we copy this one. */
-		pf = vms_bitmap_next_set(&ph->ps.present, p + n, ph->npages);
-		npf = 0;
-		if (pf < ph->npages) {
-			uint32_t s0 = vms_ps_slot(&ph->ps, pf);
-
-			q = vms_bitmap_next_clear(&ph->ps.present, pf,
-						  pf + max_pages < ph->npages ? pf + max_pages :
-									       ph->npages);
-			for (npf = 1; pf + npf < q &&
-				      vms_ps_slot(&ph->ps, pf + npf) == s0 + npf; npf++)
-				;
-			pf = s0;
-		}
-		seq0 = ph->seq;
-		unlock_state(ph);
-		for (i = 0; i < n && !ret; i = j) {
-			for (j = i + 1; j < n && slots[j] == slots[j - 1] + 1; j++)
-				;
-			ret = vms_swap_file_read(&ph->sf, slots[i],
-						 ph->job_buf + vms_pages_to_bytes(i), j - i);
-		}
-		if (npf)
-			vms_swap_file_prefetch(&ph->sf, (uint32_t)pf, npf);
-		lock_state(ph);
-		if (ret) {
-			vms_log(VMS_LOG_ERROR, "page handler: swap-in: reading the swap file: %d",
-				ret);
-			goto out;
-		}
-		if (seq0 == ph->seq)
-			break;
-	}
-	/* Copy the pages that are still swapped with the same slot, in sub-runs. */
+	/*
+	 * Copy the pages still swapped with the same slot, in sub-runs (of consecutive
+	 * slots too when copying from the mapping). The mapping was populated just
+	 * now, so the copy under the lock finds the page cache resident; only memory
+	 * pressure evicting it in between could make it read the disk.
+	 */
 	for (i = 0; i < n; i = j) {
+		const uint8_t *src;
+
 		if (!vms_ps_present(&ph->ps, p + i) || vms_ps_slot(&ph->ps, p + i) != slots[i]) {
 			j = i + 1;
 			continue;
 		}
 		for (j = i + 1; j < n && vms_ps_present(&ph->ps, p + j) &&
-				vms_ps_slot(&ph->ps, p + j) == slots[j];
+				vms_ps_slot(&ph->ps, p + j) == slots[j] &&
+				(!mapped || slots[j] == slots[j - 1] + 1);
 		     j++)
 			;
+		src = mapped ? vms_swap_file_slot_map(&ph->sf, slots[i]) :
+			       ph->job_buf + vms_pages_to_bytes(i);
 		done = 0;
-		ret = vms_uffd_copy(uffd, region_addr(r, p + i), ph->job_buf + vms_pages_to_bytes(i),
-				    vms_pages_to_bytes(j - i), 0, &done);
+		ret = vms_uffd_copy(uffd, region_addr(r, p + i), src, vms_pages_to_bytes(j - i), 0,
+				    &done);
 		k = vms_bytes_to_pages(done);
 		for (q = p + i; q < p + i + k; q++)
 			vms_ps_set_cleared(&ph->ps, q);
@@ -1178,7 +1248,52 @@ int vms_ph_swap_in(struct vms_page_handler *ph, int uffd, uint64_t max_pages,
 		if (ret)
 			break;
 	}
-out:
+	if (mapped) {
+		/* The pages are in the guest now; keep the page cache, not our PTEs. */
+		for (i = 0; i < n; i = j) {
+			for (j = i + 1; j < n && slots[j] == slots[j - 1] + 1; j++)
+				;
+			vms_swap_file_unmap(&ph->sf, slots[i], j - i);
+		}
+	}
+	return ret;
+}
+
+int vms_ph_swap_in(struct vms_page_handler *ph, int uffd, uint64_t max_pages,
+		   uint64_t *filled)
+{
+	uint64_t p, freed;
+	int ret = 0;
+
+	*filled = 0;
+	if (!max_pages)
+		return -EINVAL;
+	if (max_pages > ph->chunk_pages)
+		max_pages = ph->chunk_pages;
+	pthread_mutex_lock(&ph->job_lock);
+	lock_state(ph);
+	/*
+	 * A run may fill nothing: every page of it was faulted in or removed while
+	 * we read the file, or was found resident. Plan the next one then, so that
+	 * 0 filled really means nothing is staged or swapped. Each attempt takes its
+	 * run's pages out of the staged/swapped sets, and only jobs (excluded by the
+	 * job lock) add to them, so this ends.
+	 */
+	while (!ret && !*filled) {
+		p = vms_bitmap_next_set(&ph->ps.staged, ph->staged_hint, ph->npages);
+		ph->staged_hint = p;
+		if (p < ph->npages) {
+			/* Staging first: memory to memory, fine under the lock. */
+			ret = swap_in_staged(ph, uffd, p, max_pages, filled, &freed);
+			unlock_state(ph);
+			free_staging(ph, p, freed);
+			lock_state(ph);
+		} else if (ph->ps.present.count) {
+			ret = swap_in_file(ph, uffd, max_pages, filled);
+		} else {
+			break;
+		}
+	}
 	unlock_state(ph);
 	pthread_mutex_unlock(&ph->job_lock);
 	if (ret && ret != -EAGAIN)
@@ -1236,4 +1351,12 @@ int vms_ph_metrics(struct vms_page_handler *ph, struct vms_ph_metrics *m)
 	if (ret)
 		vms_log(VMS_LOG_ERROR, "page handler: counting resident pages: %d", ret);
 	return ret;
+}
+
+int vms_ph_dup_swap_file(struct vms_page_handler *ph)
+{
+	/* The fd never changes while ph exists, so no lock is needed to dup it. */
+	int fd = fcntl(ph->sf.fd, F_DUPFD_CLOEXEC, 0);
+
+	return fd < 0 ? -errno : fd;
 }

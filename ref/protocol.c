@@ -18,7 +18,7 @@ static const char *const cmd_names[VMS_CMD_MAX] = {
 	[VMS_CMD_ENABLE] = "Enable",	   [VMS_CMD_TRIM] = "Trim",
 	[VMS_CMD_SWAP_OUT] = "SwapOut",	   [VMS_CMD_DISABLE] = "Disable",
 	[VMS_CMD_STATUS] = "Status",	   [VMS_CMD_EXIT] = "Exit",
-	[VMS_CMD_PROCESS_FORKED] = "ProcessForked",
+	[VMS_CMD_PROCESS_FORKED] = "ProcessForked", [VMS_CMD_INFO] = "Info",
 };
 
 const char *vms_cmd_name(int cmd)
@@ -229,8 +229,8 @@ int vms_proto_recv_cmd(int sock, struct vms_msg_cmd *msg, int *fds, size_t *nfds
 	return ret;
 }
 
-int vms_proto_send_reply(int sock, const struct vms_reply *reply,
-			 const struct vms_swap_status *status)
+static int send_reply(int sock, const struct vms_reply *reply,
+		      const struct vms_swap_status *status, const struct vms_monitor_info *info)
 {
 	struct vms_msg_reply m = {
 		.magic = VMS_PROTO_MAGIC,
@@ -240,11 +240,31 @@ int vms_proto_send_reply(int sock, const struct vms_reply *reply,
 
 	if (status)
 		m.status = *status;
+	if (info)
+		m.info = *info;
 	return send_msg(sock, &m, sizeof(m), NULL, 0, MSG_DONTWAIT);
+}
+
+int vms_proto_send_reply(int sock, const struct vms_reply *reply,
+			 const struct vms_swap_status *status)
+{
+	return send_reply(sock, reply, status, NULL);
+}
+
+int vms_proto_send_info_reply(int sock, const struct vms_reply *reply,
+			      const struct vms_monitor_info *info)
+{
+	return send_reply(sock, reply, NULL, info);
 }
 
 int vms_proto_recv_reply(int sock, int timeout_ms, struct vms_reply *reply,
 			 struct vms_swap_status *status)
+{
+	return vms_proto_recv_reply_info(sock, timeout_ms, reply, status, NULL);
+}
+
+int vms_proto_recv_reply_info(int sock, int timeout_ms, struct vms_reply *reply,
+			      struct vms_swap_status *status, struct vms_monitor_info *info)
 {
 	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
 	struct vms_msg_reply m;
@@ -273,5 +293,7 @@ int vms_proto_recv_reply(int sock, int timeout_ms, struct vms_reply *reply,
 	*reply = m.reply;
 	if (status)
 		*status = m.status;
+	if (info)
+		*info = m.info;
 	return 0;
 }

@@ -81,6 +81,33 @@ int vms_staging_write(struct vms_staging *st, uint64_t pgoff, const void *src,
 	return 0;
 }
 
+int vms_staging_copy_fd(struct vms_staging *st, uint64_t pgoff, int src_fd, uint64_t src_off,
+			uint64_t npages)
+{
+	uint64_t len = vms_pages_to_bytes(npages);
+	off64_t in = (off64_t)src_off, out = (off64_t)vms_pgoff_to_addr(pgoff);
+
+	if (pgoff + npages > st->npages)
+		return -ERANGE;
+	while (len) {
+		ssize_t n = copy_file_range(src_fd, &in, st->memfd, &out, len, 0);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			/* Nothing copied yet and no in-kernel path (other fs, old kernel). */
+			if ((errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
+			     errno == EOPNOTSUPP) && in == (off64_t)src_off)
+				return -EOPNOTSUPP;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO; /* the source ended early: it was truncated */
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
 int vms_staging_free(struct vms_staging *st, uint64_t pgoff, uint64_t npages)
 {
 	if (pgoff + npages > st->npages)

@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <unistd.h>
 
 #include <vmmswap/log.h>
@@ -29,12 +31,23 @@ int vms_swap_file_open(struct vms_swap_file *sf, const char *dir, uint64_t max_s
 	if (ret) {
 		close(sf->fd);
 		sf->fd = -1;
+		return ret;
 	}
-	return ret;
+	if (max_slots) {
+		/* Address space only; without it swap-in falls back to pread. */
+		void *p = mmap(NULL, vms_pages_to_bytes(max_slots), PROT_READ, MAP_SHARED,
+			       sf->fd, 0);
+
+		sf->map = p == MAP_FAILED ? NULL : p;
+	}
+	return 0;
 }
 
 void vms_swap_file_close(struct vms_swap_file *sf)
 {
+	if (sf->map)
+		munmap((void *)sf->map, vms_pages_to_bytes(sf->max_slots));
+	sf->map = NULL;
 	if (sf->fd >= 0)
 		close(sf->fd);
 	sf->fd = -1;
@@ -127,6 +140,41 @@ int vms_swap_file_write(struct vms_swap_file *sf, uint32_t slot, const void *buf
 	return 0;
 }
 
+int vms_swap_file_write_fd(struct vms_swap_file *sf, uint32_t slot, int src_fd,
+			   uint64_t src_off, uint64_t nslots)
+{
+	uint64_t off = vms_pgoff_to_addr(slot), len = vms_pages_to_bytes(nslots);
+	off_t in = (off_t)src_off;
+	int err = 0;
+
+	if (take_injected(sf, &err))
+		len = len / 2 - vms_page_size() / 2; /* tear a page, as vms_swap_file_write */
+	/* sendfile writes at the file position; only swap-out writes, one at a time. */
+	if (lseek(sf->fd, (off_t)off, SEEK_SET) < 0)
+		return err ? -err : -errno;
+	while (len) {
+		ssize_t n = sendfile(sf->fd, src_fd, &in, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (err)
+				break;
+			if ((errno == EINVAL || errno == ENOSYS) && in == (off_t)src_off)
+				return -EOPNOTSUPP; /* nothing written: the caller copies */
+			return -errno;
+		}
+		if (n == 0)
+			return err ? -err : -EIO;
+		len -= (uint64_t)n;
+	}
+	if (err)
+		return -err;
+	if (slot + nslots > __atomic_load_n(&sf->file_slots, __ATOMIC_RELAXED))
+		__atomic_store_n(&sf->file_slots, slot + nslots, __ATOMIC_RELAXED);
+	return 0;
+}
+
 int vms_swap_file_read(struct vms_swap_file *sf, uint32_t slot, void *buf, uint64_t nslots)
 {
 	uint64_t off = vms_pgoff_to_addr(slot), len = vms_pages_to_bytes(nslots);
@@ -154,6 +202,31 @@ void vms_swap_file_prefetch(struct vms_swap_file *sf, uint32_t slot, uint64_t ns
 	/* Only a hint: an error just means no readahead. */
 	(void)posix_fadvise(sf->fd, (off_t)vms_pgoff_to_addr(slot),
 			    (off_t)vms_pages_to_bytes(nslots), POSIX_FADV_WILLNEED);
+}
+
+int vms_swap_file_populate(struct vms_swap_file *sf, uint32_t slot, uint64_t nslots)
+{
+#ifdef MADV_POPULATE_READ
+	if (!sf->map)
+		return -EOPNOTSUPP;
+	if (madvise((void *)vms_swap_file_slot_map(sf, slot), vms_pages_to_bytes(nslots),
+		    MADV_POPULATE_READ) < 0)
+		return errno == EINVAL ? -EOPNOTSUPP : -errno;
+	return 0;
+#else
+	(void)sf;
+	(void)slot;
+	(void)nslots;
+	return -EOPNOTSUPP;
+#endif
+}
+
+void vms_swap_file_unmap(struct vms_swap_file *sf, uint32_t slot, uint64_t nslots)
+{
+	/* Only page tables: a failure just keeps them until the next munmap. */
+	if (sf->map)
+		(void)madvise((void *)vms_swap_file_slot_map(sf, slot), vms_pages_to_bytes(nslots),
+			      MADV_DONTNEED);
 }
 
 int vms_swap_file_shrink(struct vms_swap_file *sf, uint64_t hwm)

@@ -17,44 +17,7 @@
 #include "kselftest_harness.h"
 #include "lib/handler_util.h"
 
-FIXTURE(fa)
-{
-	struct hu_ctx c;
-};
-
-FIXTURE_SETUP(fa)
-{
-	int r;
-
-	hu_ctx_preinit(&self->c);
-	r = hu_ctx_uffd(&self->c);
-	if (hu_uffd_unavailable(r))
-		SKIP(return, "userfaultfd unavailable: %s", strerror(-r));
-	ASSERT_EQ(0, r);
-}
-
-FIXTURE_TEARDOWN(fa)
-{
-	hu_ctx_destroy(&self->c);
-}
-
-static struct vms_ph_metrics metrics(struct vms_page_handler *ph)
-{
-	struct vms_ph_metrics m;
-
-	if (vms_ph_metrics(ph, &m))
-		memset(&m, 0xff, sizeof(m));
-	return m;
-}
-
-/* Tag pages [first, first + n) of a region through the alias. */
-static void tag_pages(struct hu_ctx *c, size_t region, uint64_t first, uint64_t n)
-{
-	uint64_t p;
-
-	for (p = first; p < first + n; p++)
-		hu_fill(hu_alias_page(&c->g, region, p), hu_tag(region, p, 0));
-}
+HU_FIXTURE(fa)
 
 static int stage_all(struct hu_ctx *c)
 {
@@ -96,13 +59,13 @@ TEST_F(fa, off_by_default_fills_only_the_faulting_page)
 	struct vms_ph_metrics m;
 
 	ASSERT_EQ(0, hu_ctx_init(&self->c, pages, 1, 0, NULL, false));
-	tag_pages(&self->c, 0, 0, 16);
+	hu_tag_pages(&self->c, 0, 0, 16, 0);
 	ASSERT_EQ(0, stage_all(&self->c));
 	ASSERT_EQ(0, fault(&self->c, 0, 0));
 	ASSERT_EQ(0, fault(&self->c, 0, 1));
 	ASSERT_EQ(0, fault(&self->c, 0, 2));
 	ASSERT_EQ(0x7, filled_mask(&self->c, 0, 16));
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(3, m.copied_from_staging_pages);
 	ASSERT_EQ(0, m.fault_around_pages);
 	ASSERT_EQ(13, m.staging_pages);
@@ -128,7 +91,7 @@ TEST_F(fa, sequential_faults_fill_doubling_runs_up_to_the_limit)
 
 	ASSERT_EQ(0, hu_ctx_init(&self->c, pages, 1, 0, NULL, false));
 	ASSERT_EQ(0, vms_ph_set_fault_around(self->c.ph, 8));
-	tag_pages(&self->c, 0, 0, 32);
+	hu_tag_pages(&self->c, 0, 0, 32, 0);
 	ASSERT_EQ(0, stage_all(&self->c));
 	ASSERT_EQ(0, fault(&self->c, 0, 0));
 	ASSERT_EQ(0x1, filled_mask(&self->c, 0, 32));
@@ -140,7 +103,7 @@ TEST_F(fa, sequential_faults_fill_doubling_runs_up_to_the_limit)
 	ASSERT_EQ(0x7fff, filled_mask(&self->c, 0, 32));
 	ASSERT_EQ(0, fault(&self->c, 0, 15));
 	ASSERT_EQ(0x7fffff, filled_mask(&self->c, 0, 32));
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(23, m.copied_from_staging_pages);
 	ASSERT_EQ(18, m.fault_around_pages);
 	ASSERT_EQ(9, m.staging_pages);
@@ -150,12 +113,12 @@ TEST_F(fa, sequential_faults_fill_doubling_runs_up_to_the_limit)
 	for (p = 0; p < 32; p++)
 		ASSERT_EQ(hu_tag(0, p, 0), hu_page_tag(hu_page(&self->c.g, 0, p)));
 	ASSERT_EQ(0, hu_loop_stop(&self->c.loop));
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(32, m.copied_from_staging_pages);
 	ASSERT_EQ(0, m.staging_pages);
 	/* A new enable (move) resets the counter with the other fault counters. */
 	ASSERT_EQ(0, stage_all(&self->c));
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(0, m.fault_around_pages);
 	ASSERT_EQ(32, m.staging_pages);
 }
@@ -167,7 +130,7 @@ TEST_F(fa, faults_continuing_no_stream_fill_one_page)
 
 	ASSERT_EQ(0, hu_ctx_init(&self->c, pages, 1, 0, NULL, false));
 	ASSERT_EQ(0, vms_ph_set_fault_around(self->c.ph, 16));
-	tag_pages(&self->c, 0, 0, 32);
+	hu_tag_pages(&self->c, 0, 0, 32, 0);
 	ASSERT_EQ(0, stage_all(&self->c));
 	ASSERT_EQ(0, fault(&self->c, 0, 10));
 	ASSERT_EQ(0, fault(&self->c, 0, 20));
@@ -180,7 +143,7 @@ TEST_F(fa, faults_continuing_no_stream_fill_one_page)
 	ASSERT_EQ(0, fault(&self->c, 0, 6));
 	ASSERT_EQ(1ULL << 5 | 3ULL << 6 | 1ULL << 9 | 1ULL << 10 | 1ULL << 20 | 3ULL << 21,
 		  filled_mask(&self->c, 0, 32));
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(8, m.copied_from_staging_pages);
 	ASSERT_EQ(2, m.fault_around_pages);
 }
@@ -194,11 +157,11 @@ TEST_F(fa, run_stops_at_unstaged_page_and_region_end)
 
 	ASSERT_EQ(0, hu_ctx_init(&self->c, pages, 2, 0, NULL, false));
 	ASSERT_EQ(0, vms_ph_set_fault_around(self->c.ph, 16));
-	tag_pages(&self->c, 0, 0, 5); /* page 5 stays a hole: not staged */
-	tag_pages(&self->c, 0, 6, 2);
-	tag_pages(&self->c, 1, 0, 8);
+	hu_tag_pages(&self->c, 0, 0, 5, 0); /* page 5 stays a hole: not staged */
+	hu_tag_pages(&self->c, 0, 6, 2, 0);
+	hu_tag_pages(&self->c, 1, 0, 8, 0);
 	ASSERT_EQ(0, stage_all(&self->c));
-	ASSERT_EQ(15, metrics(self->c.ph).staging_pages);
+	ASSERT_EQ(15, hu_metrics(self->c.ph).staging_pages);
 	ASSERT_EQ(0, fault(&self->c, 0, 0));
 	ASSERT_EQ(0, fault(&self->c, 0, 1)); /* run 2: 1, 2 */
 	ASSERT_EQ(0, fault(&self->c, 0, 3)); /* run 4 wanted, 3 and 4 staged */
@@ -207,7 +170,7 @@ TEST_F(fa, run_stops_at_unstaged_page_and_region_end)
 	ASSERT_EQ(0, fault(&self->c, 0, 7)); /* run 2 wanted, the region ends */
 	ASSERT_EQ(0xdf, filled_mask(&self->c, 0, 8));
 	ASSERT_EQ(0, filled_mask(&self->c, 1, 8));
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(7, m.copied_from_staging_pages);
 	ASSERT_EQ(2, m.fault_around_pages);
 	ASSERT_EQ(8, m.staging_pages);
@@ -234,19 +197,19 @@ TEST_F(fa, resident_neighbour_ends_the_run_and_keeps_its_contents)
 	ASSERT_EQ(4096, ps);
 	ASSERT_EQ(0, hu_ctx_init(&self->c, pages, 1, 0, NULL, false));
 	ASSERT_EQ(0, vms_ph_set_fault_around(self->c.ph, 8));
-	tag_pages(&self->c, 0, 0, 8);
+	hu_tag_pages(&self->c, 0, 0, 8, 0);
 	ASSERT_EQ(0, stage_all(&self->c));
 	hu_fill(buf, hu_tag(0, 2, 9));
 	ASSERT_EQ(0, vms_uffd_copy(self->c.u.fd, (uint64_t)(uintptr_t)hu_page(&self->c.g, 0, 2),
 				   buf, ps, 0, &done));
 	ASSERT_EQ(0, fault(&self->c, 0, 0));
 	ASSERT_EQ(0, fault(&self->c, 0, 1)); /* run 1..2 stops at the resident page 2 */
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(2, m.copied_from_staging_pages);
 	ASSERT_EQ(0, m.fault_around_pages);
 	ASSERT_EQ(6, m.staging_pages);
 	ASSERT_EQ(0, fault(&self->c, 0, 2)); /* staged but resident: wake, redundant */
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(1, m.redundant_pages);
 	ASSERT_EQ(5, m.staging_pages);
 	ASSERT_EQ(0, hu_loop_start(&self->c.loop, self->c.ph, self->c.u.fd));
@@ -288,12 +251,12 @@ TEST_F(fa, sequential_reader_through_the_loop_takes_22_faults_for_1024_pages)
 
 	ASSERT_EQ(0, hu_ctx_init(&self->c, pages, 1, 0, NULL, true));
 	ASSERT_EQ(0, vms_ph_set_fault_around(self->c.ph, 64));
-	tag_pages(&self->c, 0, 0, 1024);
+	hu_tag_pages(&self->c, 0, 0, 1024, 0);
 	ASSERT_EQ(0, stage_all(&self->c));
 	walk(&w);
 	ASSERT_EQ(0, w.bad);
 	ASSERT_EQ(0, hu_loop_stop(&self->c.loop));
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(1024, m.copied_from_staging_pages);
 	ASSERT_EQ(1002, m.fault_around_pages);
 	ASSERT_EQ(22, hu_loop_count(&self->c.loop.faults));
@@ -311,7 +274,7 @@ TEST_F(fa, concurrent_readers_see_every_page_intact)
 
 	ASSERT_EQ(0, hu_ctx_init(&self->c, pages, 1, 0, NULL, true));
 	ASSERT_EQ(0, vms_ph_set_fault_around(self->c.ph, 64));
-	tag_pages(&self->c, 0, 0, 1024);
+	hu_tag_pages(&self->c, 0, 0, 1024, 0);
 	ASSERT_EQ(0, stage_all(&self->c));
 	for (i = 0; i < 2; i++)
 		ASSERT_EQ(0, hu_thread_start(&t[i], walk, &w[i]));
@@ -320,7 +283,7 @@ TEST_F(fa, concurrent_readers_see_every_page_intact)
 		ASSERT_EQ(0, w[i].bad);
 	}
 	ASSERT_EQ(0, hu_loop_stop(&self->c.loop));
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(1024, m.copied_from_staging_pages);
 	ASSERT_EQ(0, m.staging_pages);
 	ASSERT_EQ(0, m.zeroed_pages);

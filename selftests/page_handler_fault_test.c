@@ -16,44 +16,14 @@
 #include "kselftest_harness.h"
 #include "lib/handler_util.h"
 
-
-FIXTURE(ph)
-{
-	struct hu_ctx c;
-};
-
-FIXTURE_SETUP(ph)
-{
-	int r;
-
-	hu_ctx_preinit(&self->c);
-	r = hu_ctx_uffd(&self->c);
-	if (hu_uffd_unavailable(r))
-		SKIP(return, "userfaultfd unavailable: %s", strerror(-r));
-	ASSERT_EQ(0, r);
-}
-
-FIXTURE_TEARDOWN(ph)
-{
-	hu_ctx_destroy(&self->c);
-}
-
-static struct vms_ph_metrics metrics(struct vms_page_handler *ph)
-{
-	struct vms_ph_metrics m;
-
-	if (vms_ph_metrics(ph, &m))
-		memset(&m, 0xff, sizeof(m));
-	return m;
-}
+HU_FIXTURE(ph)
 
 /* Pages written through the alias (a device view), then staged by a move. */
 static int stage_tags(struct hu_ctx *c, size_t region, uint64_t first, uint64_t n)
 {
-	uint64_t p, moved = 0;
+	uint64_t moved = 0;
 
-	for (p = first; p < first + n; p++)
-		hu_fill(hu_alias_page(&c->g, region, p), hu_tag(region, p, 0));
+	hu_tag_pages(c, region, first, n, 0);
 	return vms_ph_move_all_to_staging(c->ph, &moved);
 }
 
@@ -73,7 +43,7 @@ TEST_F(ph, zero_fault_fills_zero_pages)
 	/* Filled without a loop running: a missing page would hang here. */
 	for (p = 0; p < 3; p++)
 		ASSERT_EQ(0, hu_page_tag(hu_page(&self->c.g, 0, p)));
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(3, m.zeroed_pages);
 	ASSERT_EQ(0, m.redundant_pages);
 	ASSERT_EQ(3, m.resident_pages);
@@ -88,7 +58,7 @@ TEST_F(ph, fault_outside_every_region_fails)
 	base = self->c.g.regions[0].addr;
 	ASSERT_EQ(-EFAULT, vms_ph_fault(self->c.ph, self->c.u.fd, base - 1));
 	ASSERT_EQ(-EFAULT, vms_ph_fault(self->c.ph, self->c.u.fd, base + 3 * vms_page_size()));
-	ASSERT_EQ(0, metrics(self->c.ph).zeroed_pages);
+	ASSERT_EQ(0, hu_metrics(self->c.ph).zeroed_pages);
 	/* Still usable. */
 	ASSERT_EQ(0, vms_ph_fault(self->c.ph, self->c.u.fd, base));
 	ASSERT_EQ(0, hu_page_tag(hu_page(&self->c.g, 0, 0)));
@@ -105,7 +75,7 @@ TEST_F(ph, duplicated_fault_on_same_page_is_redundant)
 	base = self->c.g.regions[0].addr;
 	ASSERT_EQ(0, vms_ph_fault(self->c.ph, self->c.u.fd, base));
 	ASSERT_EQ(0, vms_ph_fault(self->c.ph, self->c.u.fd, base + 1));
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(1, m.zeroed_pages);
 	ASSERT_EQ(1, m.redundant_pages);
 	ASSERT_EQ(0, hu_page_tag(hu_page(&self->c.g, 0, 0)));
@@ -119,13 +89,13 @@ TEST_F(ph, fault_from_staging_restores_contents)
 
 	ASSERT_EQ(0, hu_ctx_init(&self->c, pages, 1, 0, NULL, true));
 	ASSERT_EQ(0, stage_tags(&self->c, 0, 2, 4));
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(4, m.staging_pages);
 	ASSERT_EQ(0, m.resident_pages);
 	for (p = 0; p < 8; p++)
 		ASSERT_EQ(p >= 2 && p < 6 ? hu_tag(0, p, 0) : 0,
 			  hu_page_tag(hu_page(&self->c.g, 0, p)));
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(4, m.copied_from_staging_pages);
 	ASSERT_EQ(4, m.zeroed_pages);
 	ASSERT_EQ(0, m.staging_pages);
@@ -143,41 +113,17 @@ TEST_F(ph, fault_from_swap_file_restores_contents)
 	ASSERT_EQ(0, stage_tags(&self->c, 0, 1, 6));
 	ASSERT_EQ(0, vms_ph_swap_out(self->c.ph, 512, &n));
 	ASSERT_EQ(6, n);
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(0, m.staging_pages);
 	ASSERT_EQ(6, m.swap_pages);
 	for (p = 0; p < 8; p++)
 		ASSERT_EQ(p >= 1 && p < 7 ? hu_tag(0, p, 0) : 0,
 			  hu_page_tag(hu_page(&self->c.g, 0, p)));
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(6, m.copied_from_file_pages);
 	ASSERT_EQ(0, m.swap_pages); /* CLEARED slots are not counted */
 	ASSERT_EQ(6, m.swap_file_slots); /* but kept for trim */
 	ASSERT_EQ(0, hu_loop_stop(&self->c.loop));
-}
-
-struct reader {
-	const uint8_t *page;
-	pid_t tid;
-	uint64_t tag;
-};
-
-static void *read_page(void *arg)
-{
-	struct reader *r = arg;
-
-	__atomic_store_n(&r->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
-	r->tag = hu_page_tag(r->page);
-	return NULL;
-}
-
-static pid_t reader_tid(struct reader *r)
-{
-	pid_t tid;
-
-	while (!(tid = __atomic_load_n(&r->tid, __ATOMIC_ACQUIRE)))
-		sched_yield();
-	return tid;
 }
 
 /*
@@ -187,7 +133,7 @@ static pid_t reader_tid(struct reader *r)
 TEST_F(ph, two_threads_faulting_same_page_get_one_copy)
 {
 	const uint64_t pages[] = { 4 };
-	struct reader r[2] = { 0 };
+	struct hu_reader r[2] = { 0 };
 	struct hu_thread t[2];
 	struct vms_ph_metrics m;
 	uint64_t faults;
@@ -197,8 +143,8 @@ TEST_F(ph, two_threads_faulting_same_page_get_one_copy)
 	ASSERT_EQ(0, stage_tags(&self->c, 0, 1, 1));
 	for (i = 0; i < 2; i++) {
 		r[i].page = hu_page(&self->c.g, 0, 1);
-		ASSERT_EQ(0, hu_thread_start(&t[i], read_page, &r[i]));
-		ASSERT_EQ(0, hu_wait_blocked(reader_tid(&r[i]), HU_DEADLINE_MS));
+		ASSERT_EQ(0, hu_thread_start(&t[i], hu_read_page, &r[i]));
+		ASSERT_EQ(0, hu_wait_blocked(hu_reader_tid(&r[i]), HU_DEADLINE_MS));
 	}
 	ASSERT_EQ(0, hu_loop_start(&self->c.loop, self->c.ph, self->c.u.fd));
 	for (i = 0; i < 2; i++) {
@@ -206,7 +152,7 @@ TEST_F(ph, two_threads_faulting_same_page_get_one_copy)
 		ASSERT_EQ(hu_tag(0, 1, 0), r[i].tag);
 	}
 	ASSERT_EQ(0, hu_loop_stop(&self->c.loop));
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(1, m.copied_from_staging_pages);
 	ASSERT_EQ(0, m.zeroed_pages);
 	/*
@@ -246,26 +192,12 @@ TEST_F(ph, kernel_mode_access_to_staged_pages_is_served)
 	ASSERT_EQ((ssize_t)ps, write(pfd[1], hu_page(&self->c.g, 0, 1), ps));
 	ASSERT_EQ((ssize_t)ps, read(pfd[0], got, ps));
 	ASSERT_EQ(hu_tag(0, 1, 0), hu_page_tag(got));
-	ASSERT_EQ(2, metrics(self->c.ph).copied_from_staging_pages);
+	ASSERT_EQ(2, hu_metrics(self->c.ph).copied_from_staging_pages);
 	close(pfd[0]);
 	close(pfd[1]);
 	free(expect);
 	free(got);
 	ASSERT_EQ(0, hu_loop_stop(&self->c.loop));
-}
-
-struct remover {
-	uint8_t *addr;
-	uint64_t len;
-	int ret;
-};
-
-static void *do_remove(void *arg)
-{
-	struct remover *rm = arg;
-
-	rm->ret = madvise(rm->addr, rm->len, MADV_REMOVE) ? -errno : 0;
-	return NULL;
 }
 
 /*
@@ -276,7 +208,7 @@ static void *do_remove(void *arg)
 TEST_F(ph, fault_with_pending_remove_returns_eagain_state_unchanged)
 {
 	const uint64_t pages[] = { 4 };
-	struct remover rm;
+	struct hu_remover rm;
 	struct hu_thread t;
 	struct vms_ph_metrics m;
 
@@ -286,12 +218,12 @@ TEST_F(ph, fault_with_pending_remove_returns_eagain_state_unchanged)
 	 * (deliberately: the loop starts below and releases the remover). */
 	ASSERT_EQ(0, vms_ph_fault(self->c.ph, self->c.u.fd, self->c.g.regions[0].addr +
 							    3 * vms_page_size()));
-	rm = (struct remover){ .addr = hu_page(&self->c.g, 0, 3), .len = vms_page_size() };
-	ASSERT_EQ(0, hu_thread_start(&t, do_remove, &rm));
+	rm = (struct hu_remover){ .addr = hu_page(&self->c.g, 0, 3), .len = vms_page_size() };
+	ASSERT_EQ(0, hu_thread_start(&t, hu_do_remove, &rm));
 	ASSERT_EQ(0, hu_wait_readable(self->c.u.fd, HU_DEADLINE_MS));
 
 	ASSERT_EQ(-EAGAIN, vms_ph_fault(self->c.ph, self->c.u.fd, self->c.g.regions[0].addr));
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(2, m.staging_pages);
 	ASSERT_EQ(0, m.copied_from_staging_pages);
 
@@ -301,7 +233,7 @@ TEST_F(ph, fault_with_pending_remove_returns_eagain_state_unchanged)
 	ASSERT_EQ(hu_tag(0, 0, 0), hu_page_tag(hu_page(&self->c.g, 0, 0)));
 	ASSERT_EQ(hu_tag(0, 1, 0), hu_page_tag(hu_page(&self->c.g, 0, 1)));
 	ASSERT_EQ(0, hu_page_tag(hu_page(&self->c.g, 0, 3)));
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(2, m.copied_from_staging_pages);
 	ASSERT_EQ(0, m.staging_pages);
 	ASSERT_EQ(0, hu_loop_stop(&self->c.loop));

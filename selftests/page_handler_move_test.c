@@ -14,35 +14,7 @@
 #include "kselftest_harness.h"
 #include "lib/handler_util.h"
 
-FIXTURE(ph)
-{
-	struct hu_ctx c;
-};
-
-FIXTURE_SETUP(ph)
-{
-	int r;
-
-	hu_ctx_preinit(&self->c);
-	r = hu_ctx_uffd(&self->c);
-	if (hu_uffd_unavailable(r))
-		SKIP(return, "userfaultfd unavailable: %s", strerror(-r));
-	ASSERT_EQ(0, r);
-}
-
-FIXTURE_TEARDOWN(ph)
-{
-	hu_ctx_destroy(&self->c);
-}
-
-static struct vms_ph_metrics metrics(struct vms_page_handler *ph)
-{
-	struct vms_ph_metrics m;
-
-	if (vms_ph_metrics(ph, &m))
-		memset(&m, 0xff, sizeof(m));
-	return m;
-}
+HU_FIXTURE(ph)
 
 /* crosvm's move_to_staging_data_written_before_enabling. */
 TEST_F(ph, data_written_before_enable_moves_to_staging)
@@ -58,11 +30,11 @@ TEST_F(ph, data_written_before_enable_moves_to_staging)
 	hu_fill(hu_alias_page(&self->c.g, 0, 1), hu_tag(0, 1, 0));
 	hu_fill(hu_alias_page(&self->c.g, 1, 1), hu_tag(1, 1, 0));
 	hu_fill(hu_alias_page(&self->c.g, 1, 2), hu_tag(1, 2, 0));
-	ASSERT_EQ(3, metrics(self->c.ph).resident_pages);
+	ASSERT_EQ(3, hu_metrics(self->c.ph).resident_pages);
 	ASSERT_EQ(0, vms_ph_move_to_staging(self->c.ph, self->c.g.regions[0].addr, &moved));
 	ASSERT_EQ(0, vms_ph_move_to_staging(self->c.ph, self->c.g.regions[1].addr, &moved));
 	ASSERT_EQ(3, moved);
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(0, m.resident_pages);
 	ASSERT_EQ(3, m.staging_pages);
 	for (p = 0; p < 3; p++) {
@@ -100,14 +72,14 @@ TEST_F(ph, move_keeps_hugepage_sized_chunks_intact)
 	}
 	ASSERT_EQ(0, vms_ph_move_all_to_staging(self->c.ph, &moved));
 	ASSERT_EQ(expect_moved, moved);
-	ASSERT_EQ(0, metrics(self->c.ph).resident_pages);
+	ASSERT_EQ(0, hu_metrics(self->c.ph).resident_pages);
 	for (p = 0; p < 5 * T; p++) {
 		data[0] = in(p, 1, 3) || in(p, T - 1, T + 1) || in(p, 2 * T + 1, 3 * T + 2);
 		data[1] = in(p, T, 2 * T) || in(p, 2 * T + 1, 5 * T - 1);
 		ASSERT_EQ(data[0] ? hu_tag(0, p, 0) : 0, hu_page_tag(hu_page(&self->c.g, 0, p)));
 		ASSERT_EQ(data[1] ? hu_tag(1, p, 0) : 0, hu_page_tag(hu_page(&self->c.g, 1, p)));
 	}
-	ASSERT_EQ(expect_moved, metrics(self->c.ph).copied_from_staging_pages);
+	ASSERT_EQ(expect_moved, hu_metrics(self->c.ph).copied_from_staging_pages);
 	ASSERT_EQ(0, hu_loop_stop(&self->c.loop));
 }
 
@@ -122,8 +94,8 @@ TEST_F(ph, move_with_wrong_base_address_fails)
 	base = self->c.g.regions[0].addr;
 	ASSERT_EQ(-EINVAL, vms_ph_move_to_staging(self->c.ph, base + ps, NULL));
 	ASSERT_EQ(-EINVAL, vms_ph_move_to_staging(self->c.ph, base - ps, NULL));
-	ASSERT_EQ(1, metrics(self->c.ph).resident_pages);
-	ASSERT_EQ(0, metrics(self->c.ph).staging_pages);
+	ASSERT_EQ(1, hu_metrics(self->c.ph).resident_pages);
+	ASSERT_EQ(0, hu_metrics(self->c.ph).staging_pages);
 	ASSERT_EQ(hu_tag(0, 0, 0), hu_page_tag(hu_page(&self->c.g, 0, 0)));
 	ASSERT_EQ(0, hu_loop_stop(&self->c.loop));
 }
@@ -145,14 +117,14 @@ TEST_F(ph, second_move_takes_only_pages_resident_again)
 	ASSERT_EQ(hu_tag(0, 1, 0), hu_page_tag(hu_page(&self->c.g, 0, 1))); /* file */
 	ASSERT_EQ(hu_tag(0, 6, 0), hu_page_tag(hu_page(&self->c.g, 0, 6))); /* staging */
 	hu_fill(hu_page(&self->c.g, 0, 6), hu_tag(0, 6, 1));
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(1, m.copied_from_file_pages);
 	ASSERT_EQ(1, m.copied_from_staging_pages);
 
 	moved = 0;
 	ASSERT_EQ(0, vms_ph_move_all_to_staging(self->c.ph, &moved));
 	ASSERT_EQ(2, moved);
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(0, m.resident_pages);
 	ASSERT_EQ(5, m.staging_pages); /* 1, 4, 5, 6, 7 */
 	ASSERT_EQ(3, m.swap_pages); /* 0, 2, 3; page 1 keeps a CLEARED slot */
@@ -179,8 +151,8 @@ TEST_F(ph, parallel_move_of_large_region_keeps_every_page)
 	}
 	ASSERT_EQ(0, vms_ph_move_all_to_staging(self->c.ph, &moved));
 	ASSERT_EQ(want, moved);
-	ASSERT_EQ(0, metrics(self->c.ph).resident_pages);
-	ASSERT_EQ(want, metrics(self->c.ph).staging_pages);
+	ASSERT_EQ(0, hu_metrics(self->c.ph).resident_pages);
+	ASSERT_EQ(want, hu_metrics(self->c.ph).staging_pages);
 	for (p = 0; p < npages; p++)
 		ASSERT_EQ(p % 7 == 3 ? 0 : hu_tag(0, p, 0), hu_page_tag(hu_page(&self->c.g, 0, p)));
 	ASSERT_EQ(0, hu_loop_stop(&self->c.loop));

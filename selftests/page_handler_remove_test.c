@@ -17,55 +17,7 @@
 #include "kselftest_harness.h"
 #include "lib/handler_util.h"
 
-FIXTURE(ph)
-{
-	struct hu_ctx c;
-};
-
-FIXTURE_SETUP(ph)
-{
-	int r;
-
-	hu_ctx_preinit(&self->c);
-	r = hu_ctx_uffd(&self->c);
-	if (hu_uffd_unavailable(r))
-		SKIP(return, "userfaultfd unavailable: %s", strerror(-r));
-	ASSERT_EQ(0, r);
-}
-
-FIXTURE_TEARDOWN(ph)
-{
-	hu_ctx_destroy(&self->c);
-}
-
-static struct vms_ph_metrics metrics(struct vms_page_handler *ph)
-{
-	struct vms_ph_metrics m;
-
-	if (vms_ph_metrics(ph, &m))
-		memset(&m, 0xff, sizeof(m));
-	return m;
-}
-
-static void fill_alias(struct hu_ctx *c, size_t region, uint64_t first, uint64_t n,
-		       unsigned int gen)
-{
-	uint64_t p;
-
-	for (p = first; p < first + n; p++)
-		hu_fill(hu_alias_page(&c->g, region, p), hu_tag(region, p, gen));
-}
-
-static int swap_out_all(struct vms_page_handler *ph)
-{
-	uint64_t n;
-	int ret;
-
-	do
-		ret = vms_ph_swap_out(ph, 512, &n);
-	while (!ret && n);
-	return ret;
-}
+HU_FIXTURE(ph)
 
 static int remove_pages(struct hu_ctx *c, size_t region, uint64_t first, uint64_t n)
 {
@@ -105,7 +57,7 @@ TEST_F(ph, remove_with_misaligned_or_foreign_range_fails)
 	uint64_t ps = vms_page_size(), base;
 
 	ASSERT_EQ(0, hu_ctx_init(&self->c, pages, 1, 0, NULL, true));
-	fill_alias(&self->c, 0, 0, 3, 0);
+	hu_tag_pages(&self->c, 0, 0, 3, 0);
 	ASSERT_EQ(0, vms_ph_move_all_to_staging(self->c.ph, NULL));
 	base = self->c.g.regions[0].addr;
 	ASSERT_EQ(-EINVAL, vms_ph_remove(self->c.ph, base + 1, base + ps));
@@ -113,9 +65,9 @@ TEST_F(ph, remove_with_misaligned_or_foreign_range_fails)
 	ASSERT_EQ(-EFAULT, vms_ph_remove(self->c.ph, base - ps, base + ps));
 	ASSERT_EQ(-EFAULT, vms_ph_remove(self->c.ph, base + 2 * ps, base + 4 * ps));
 	/* A rejected range changed nothing. */
-	ASSERT_EQ(3, metrics(self->c.ph).staging_pages);
+	ASSERT_EQ(3, hu_metrics(self->c.ph).staging_pages);
 	ASSERT_EQ(0, vms_ph_remove(self->c.ph, base, base + 3 * ps));
-	ASSERT_EQ(0, metrics(self->c.ph).staging_pages);
+	ASSERT_EQ(0, hu_metrics(self->c.ph).staging_pages);
 	ASSERT_EQ(0, hu_page_tag(hu_page(&self->c.g, 0, 0)));
 	ASSERT_EQ(0, hu_loop_stop(&self->c.loop));
 }
@@ -126,16 +78,16 @@ TEST_F(ph, remove_of_staged_page_reads_zero)
 	struct vms_ph_metrics m;
 
 	ASSERT_EQ(0, hu_ctx_init(&self->c, pages, 1, 0, NULL, true));
-	fill_alias(&self->c, 0, 0, 4, 0);
+	hu_tag_pages(&self->c, 0, 0, 4, 0);
 	ASSERT_EQ(0, vms_ph_move_all_to_staging(self->c.ph, NULL));
 	ASSERT_EQ(0, remove_applied(&self->c, 0, 1, 2));
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(2, m.staging_pages);
 	ASSERT_EQ(hu_tag(0, 0, 0), hu_page_tag(hu_page(&self->c.g, 0, 0)));
 	ASSERT_EQ(0, hu_page_tag(hu_page(&self->c.g, 0, 1)));
 	ASSERT_EQ(0, hu_page_tag(hu_page(&self->c.g, 0, 2)));
 	ASSERT_EQ(hu_tag(0, 3, 0), hu_page_tag(hu_page(&self->c.g, 0, 3)));
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(2, m.copied_from_staging_pages);
 	ASSERT_EQ(2, m.zeroed_pages);
 	ASSERT_EQ(0, hu_loop_stop(&self->c.loop));
@@ -147,18 +99,18 @@ TEST_F(ph, remove_of_swapped_page_reads_zero)
 	struct vms_ph_metrics m;
 
 	ASSERT_EQ(0, hu_ctx_init(&self->c, pages, 1, 0, NULL, true));
-	fill_alias(&self->c, 0, 0, 4, 0);
+	hu_tag_pages(&self->c, 0, 0, 4, 0);
 	ASSERT_EQ(0, vms_ph_move_all_to_staging(self->c.ph, NULL));
-	ASSERT_EQ(0, swap_out_all(self->c.ph));
+	ASSERT_EQ(0, hu_swap_out_all(self->c.ph, 512));
 	ASSERT_EQ(0, remove_applied(&self->c, 0, 2, 2));
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(2, m.swap_pages);
 	ASSERT_EQ(2, m.swap_file_slots); /* the top slots were freed: the file shrank */
 	ASSERT_EQ(hu_tag(0, 0, 0), hu_page_tag(hu_page(&self->c.g, 0, 0)));
 	ASSERT_EQ(hu_tag(0, 1, 0), hu_page_tag(hu_page(&self->c.g, 0, 1)));
 	ASSERT_EQ(0, hu_page_tag(hu_page(&self->c.g, 0, 2)));
 	ASSERT_EQ(0, hu_page_tag(hu_page(&self->c.g, 0, 3)));
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(2, m.copied_from_file_pages);
 	ASSERT_EQ(2, m.zeroed_pages);
 	ASSERT_EQ(0, hu_loop_stop(&self->c.loop));
@@ -173,20 +125,20 @@ TEST_F(ph, remove_of_staged_and_cleared_page_reads_zero)
 	uint64_t p;
 
 	ASSERT_EQ(0, hu_ctx_init(&self->c, pages, 1, 0, NULL, true));
-	fill_alias(&self->c, 0, 0, 4, 0);
+	hu_tag_pages(&self->c, 0, 0, 4, 0);
 	ASSERT_EQ(0, vms_ph_move_all_to_staging(self->c.ph, NULL));
-	ASSERT_EQ(0, swap_out_all(self->c.ph));
+	ASSERT_EQ(0, hu_swap_out_all(self->c.ph, 512));
 	for (p = 0; p < 4; p++) {
 		ASSERT_EQ(hu_tag(0, p, 0), hu_page_tag(hu_page(&self->c.g, 0, p)));
 		hu_fill(hu_page(&self->c.g, 0, p), hu_tag(0, p, 1));
 	}
 	ASSERT_EQ(0, vms_ph_move_all_to_staging(self->c.ph, NULL));
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(4, m.staging_pages);
 	ASSERT_EQ(0, m.swap_pages);
 	ASSERT_EQ(4, m.swap_file_slots);
 	ASSERT_EQ(0, remove_applied(&self->c, 0, 0, 4));
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(0, m.staging_pages);
 	ASSERT_EQ(0, m.swap_file_slots); /* CLEARED slots freed too */
 	vms_ph_trim_init(&t);
@@ -204,7 +156,7 @@ TEST_F(ph, remove_of_empty_page_reads_zero)
 	ASSERT_EQ(0, hu_ctx_init(&self->c, pages, 1, 0, NULL, true));
 	ASSERT_EQ(0, remove_pages(&self->c, 0, 0, 4));
 	ASSERT_EQ(0, hu_page_tag(hu_page(&self->c.g, 0, 1)));
-	ASSERT_EQ(1, metrics(self->c.ph).zeroed_pages);
+	ASSERT_EQ(1, hu_metrics(self->c.ph).zeroed_pages);
 	ASSERT_EQ(0, hu_loop_stop(&self->c.loop));
 }
 
@@ -217,17 +169,17 @@ TEST_F(ph, remove_spanning_two_regions_forgets_both)
 
 	ASSERT_EQ(0, hu_ctx_init(&self->c, pages, 2, 0, NULL, true));
 	ASSERT_EQ(self->c.g.regions[0].addr + 4 * ps, self->c.g.regions[1].addr);
-	fill_alias(&self->c, 0, 0, 4, 0);
-	fill_alias(&self->c, 1, 0, 4, 0);
+	hu_tag_pages(&self->c, 0, 0, 4, 0);
+	hu_tag_pages(&self->c, 1, 0, 4, 0);
 	ASSERT_EQ(0, vms_ph_move_all_to_staging(self->c.ph, NULL));
 	/* Region 0 pages 2,3 swapped; region 1 pages 0,1 staged. */
-	ASSERT_EQ(0, swap_out_all(self->c.ph));
+	ASSERT_EQ(0, hu_swap_out_all(self->c.ph, 512));
 	for (p = 0; p < 4; p++) {
 		ASSERT_EQ(hu_tag(1, p, 0), hu_page_tag(hu_page(&self->c.g, 1, p)));
 		hu_fill(hu_page(&self->c.g, 1, p), hu_tag(1, p, 1));
 	}
 	ASSERT_EQ(0, vms_ph_move_all_to_staging(self->c.ph, NULL));
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(4, m.swap_pages);
 	ASSERT_EQ(4, m.staging_pages);
 
@@ -236,7 +188,7 @@ TEST_F(ph, remove_spanning_two_regions_forgets_both)
 	 * wait for the state itself (bounded). */
 	ASSERT_EQ(0, hu_loop_wait_removes(&self->c.loop, 1, HU_DEADLINE_MS));
 	for (uint64_t end = hu_now_ms() + HU_DEADLINE_MS; hu_now_ms() < end;) {
-		m = metrics(self->c.ph);
+		m = hu_metrics(self->c.ph);
 		if (m.swap_pages == 2 && m.staging_pages == 2)
 			break;
 		sched_yield();
@@ -245,7 +197,7 @@ TEST_F(ph, remove_spanning_two_regions_forgets_both)
 	ASSERT_EQ(2, m.staging_pages);
 	ASSERT_EQ(0, vms_ph_remove(self->c.ph, self->c.g.regions[0].addr + 3 * ps,
 				   self->c.g.regions[1].addr + 3 * ps));
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(2, m.swap_pages);
 	ASSERT_EQ(1, m.staging_pages);
 	for (p = 0; p < 4; p++) {
@@ -255,35 +207,6 @@ TEST_F(ph, remove_spanning_two_regions_forgets_both)
 	ASSERT_EQ(0, hu_loop_stop(&self->c.loop));
 }
 
-struct remover {
-	uint8_t *addr;
-	uint64_t len;
-	int ret;
-};
-
-static void *do_remove(void *arg)
-{
-	struct remover *rm = arg;
-
-	rm->ret = madvise(rm->addr, rm->len, MADV_REMOVE) ? -errno : 0;
-	return NULL;
-}
-
-struct reader {
-	const uint8_t *page;
-	pid_t tid;
-	uint64_t tag;
-};
-
-static void *read_page(void *arg)
-{
-	struct reader *r = arg;
-
-	__atomic_store_n(&r->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
-	r->tag = hu_page_tag(r->page);
-	return NULL;
-}
-
 /*
  * A REMOVE is queued, then a fault on the same page. The kernel hands out the
  * fault first; the REMOVE still wins: the reader sees zero, never the staged data.
@@ -291,31 +214,28 @@ static void *read_page(void *arg)
 TEST_F(ph, remove_wins_over_fault_queued_after_it)
 {
 	const uint64_t pages[] = { 4 };
-	struct remover rm;
-	struct reader rd = { 0 };
+	struct hu_remover rm;
+	struct hu_reader rd = { 0 };
 	struct hu_thread trm, trd;
 	struct vms_ph_metrics m;
-	pid_t tid;
 
 	ASSERT_EQ(0, hu_ctx_init(&self->c, pages, 1, 0, NULL, false));
-	fill_alias(&self->c, 0, 0, 4, 0);
+	hu_tag_pages(&self->c, 0, 0, 4, 0);
 	ASSERT_EQ(0, vms_ph_move_all_to_staging(self->c.ph, NULL));
 	/* Queue both events before anyone reads (the loop starts below). */
-	rm = (struct remover){ .addr = hu_page(&self->c.g, 0, 1), .len = vms_page_size() };
-	ASSERT_EQ(0, hu_thread_start(&trm, do_remove, &rm));
+	rm = (struct hu_remover){ .addr = hu_page(&self->c.g, 0, 1), .len = vms_page_size() };
+	ASSERT_EQ(0, hu_thread_start(&trm, hu_do_remove, &rm));
 	ASSERT_EQ(0, hu_wait_readable(self->c.u.fd, HU_DEADLINE_MS));
 	rd.page = hu_page(&self->c.g, 0, 1);
-	ASSERT_EQ(0, hu_thread_start(&trd, read_page, &rd));
-	while (!(tid = __atomic_load_n(&rd.tid, __ATOMIC_ACQUIRE)))
-		sched_yield();
-	ASSERT_EQ(0, hu_wait_blocked(tid, HU_DEADLINE_MS));
+	ASSERT_EQ(0, hu_thread_start(&trd, hu_read_page, &rd));
+	ASSERT_EQ(0, hu_wait_blocked(hu_reader_tid(&rd), HU_DEADLINE_MS));
 
 	ASSERT_EQ(0, hu_loop_start(&self->c.loop, self->c.ph, self->c.u.fd));
 	ASSERT_EQ(0, hu_thread_join(&trm, HU_DEADLINE_MS));
 	ASSERT_EQ(0, hu_thread_join(&trd, HU_DEADLINE_MS));
 	ASSERT_EQ(0, rm.ret);
 	ASSERT_EQ(0, rd.tag);
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(0, m.copied_from_staging_pages);
 	ASSERT_EQ(3, m.staging_pages);
 	TH_LOG("faults deferred by EAGAIN: %llu",
@@ -394,7 +314,7 @@ TEST_F(ph, remove_storm_during_faults_never_shows_stale_data)
 
 	ASSERT_NE(NULL, s);
 	ASSERT_EQ(0, hu_ctx_init(&self->c, pages, 1, 0, NULL, true));
-	fill_alias(&self->c, 0, 0, STORM_PAGES, 0);
+	hu_tag_pages(&self->c, 0, 0, STORM_PAGES, 0);
 	ASSERT_EQ(0, vms_ph_move_all_to_staging(self->c.ph, NULL));
 	s->c = &self->c;
 	ASSERT_EQ(0, hu_thread_start(&tf, storm_reader, s));
@@ -404,7 +324,7 @@ TEST_F(ph, remove_storm_during_faults_never_shows_stale_data)
 	ASSERT_EQ(0, hu_thread_join(&tf, HU_DEADLINE_MS));
 	ASSERT_EQ(0, s->ret);
 	ASSERT_EQ(0, s->bad);
-	ASSERT_EQ(0, metrics(self->c.ph).staging_pages);
+	ASSERT_EQ(0, hu_metrics(self->c.ph).staging_pages);
 	ASSERT_EQ(0, hu_page_tag(hu_page(&self->c.g, 0, 7)));
 	TH_LOG("torn reads %d, faults %llu, removes %llu, EAGAIN retries %llu", s->torn,
 	       (unsigned long long)hu_loop_count(&self->c.loop.faults),

@@ -28,13 +28,7 @@ FIXTURE(ph)
 
 FIXTURE_SETUP(ph)
 {
-	int r;
-
-	hu_ctx_preinit(&self->c);
-	r = hu_ctx_uffd(&self->c);
-	if (hu_uffd_unavailable(r))
-		SKIP(return, "userfaultfd unavailable: %s", strerror(-r));
-	ASSERT_EQ(0, r);
+	HU_CTX_SETUP(&self->c);
 	vms_set_log_level(VMS_LOG_ERROR);
 }
 
@@ -45,29 +39,6 @@ FIXTURE_TEARDOWN(ph)
 		umount2(self->dir, MNT_DETACH);
 	if (self->dir[0])
 		rmdir(self->dir);
-}
-
-static struct vms_ph_metrics metrics(struct vms_page_handler *ph)
-{
-	struct vms_ph_metrics m;
-
-	if (vms_ph_metrics(ph, &m))
-		memset(&m, 0xff, sizeof(m));
-	return m;
-}
-
-static int swap_in_all(struct hu_ctx *c)
-{
-	uint64_t end = hu_now_ms() + HU_DEADLINE_MS, n;
-	int ret;
-
-	for (;;) {
-		ret = vms_ph_swap_in(c->ph, c->u.fd, 512, &n);
-		if (ret == -EAGAIN && hu_now_ms() < end)
-			continue;
-		if (ret || !n)
-			return ret;
-	}
 }
 
 TEST_F(ph, swap_out_write_error_leaves_pages_readable)
@@ -83,7 +54,7 @@ TEST_F(ph, swap_out_write_error_leaves_pages_readable)
 	vms_ph_inject_write_error(self->c.ph, EIO);
 	ASSERT_EQ(-EIO, vms_ph_swap_out(self->c.ph, 8, &n));
 	ASSERT_EQ(0, n);
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(16, m.staging_pages);
 	ASSERT_EQ(0, m.swap_pages);
 	ASSERT_EQ(0, m.swap_file_slots); /* the slots taken for the write were returned */
@@ -93,13 +64,13 @@ TEST_F(ph, swap_out_write_error_leaves_pages_readable)
 	/* The handler is still usable: the retry writes what is still staged. */
 	ASSERT_EQ(0, vms_ph_swap_out(self->c.ph, 512, &n));
 	ASSERT_EQ(12, n);
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(0, m.staging_pages);
 	ASSERT_EQ(12, m.swap_pages);
 	for (p = 4; p < 10; p++)
 		ASSERT_EQ(hu_tag(0, p, 0), hu_page_tag(hu_page(&self->c.g, 0, p)));
-	ASSERT_EQ(0, swap_in_all(&self->c));
-	ASSERT_EQ(16, metrics(self->c.ph).resident_pages);
+	ASSERT_EQ(0, hu_swap_in_all(&self->c, 512));
+	ASSERT_EQ(16, hu_metrics(self->c.ph).resident_pages);
 	for (p = 0; p < 16; p++)
 		ASSERT_EQ(hu_tag(0, p, 0), hu_page_tag(hu_page(&self->c.g, 0, p)));
 	ASSERT_EQ(0, hu_loop_stop(&self->c.loop));
@@ -129,7 +100,7 @@ TEST_F(ph, failed_rewrite_of_cleared_slots_is_trimmed_only_where_equal)
 	/* The injected failure writes 3.5 of the 8 pages, then fails. */
 	vms_ph_inject_write_error(self->c.ph, EIO);
 	ASSERT_EQ(-EIO, vms_ph_swap_out(self->c.ph, 512, &n));
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(8, m.staging_pages);
 	ASSERT_EQ(0, m.swap_pages);
 	vms_ph_trim_init(&t);
@@ -137,12 +108,12 @@ TEST_F(ph, failed_rewrite_of_cleared_slots_is_trimmed_only_where_equal)
 		ASSERT_EQ(0, vms_ph_trim(self->c.ph, &t, 1024, NULL));
 	ASSERT_EQ(3, t.clean_pages); /* 0-2 landed; 3 is torn; 4-7 hold old data */
 	ASSERT_EQ(0, t.zero_pages);
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(5, m.staging_pages);
 	ASSERT_EQ(3, m.swap_pages);
 	for (p = 0; p < 8; p++)
 		ASSERT_EQ(hu_tag(0, p, 1), hu_page_tag(hu_page(&self->c.g, 0, p)));
-	ASSERT_EQ(3, metrics(self->c.ph).copied_from_file_pages);
+	ASSERT_EQ(3, hu_metrics(self->c.ph).copied_from_file_pages);
 	ASSERT_EQ(0, hu_loop_stop(&self->c.loop));
 }
 
@@ -175,17 +146,17 @@ TEST_F(ph, swap_out_into_full_filesystem_keeps_pages_readable)
 		out += n;
 	} while (!ret && n);
 	ASSERT_EQ(-ENOSPC, ret);
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	TH_LOG("swapped %llu pages before ENOSPC", (unsigned long long)out);
 	ASSERT_EQ(out, m.swap_pages);
 	ASSERT_EQ(FULL_PAGES, m.staging_pages + m.swap_pages);
 	ASSERT_EQ(-ENOSPC, vms_ph_swap_out(self->c.ph, 64, &n)); /* still full, still sane */
-	ASSERT_EQ(FULL_PAGES, metrics(self->c.ph).staging_pages + metrics(self->c.ph).swap_pages);
+	ASSERT_EQ(FULL_PAGES, hu_metrics(self->c.ph).staging_pages + hu_metrics(self->c.ph).swap_pages);
 	/* Faults from file and from staging. */
 	for (p = 0; p < FULL_PAGES; p += 7)
 		ASSERT_EQ(hu_tag(0, p, 0), hu_page_tag(hu_page(&self->c.g, 0, p)));
-	ASSERT_EQ(0, swap_in_all(&self->c));
-	m = metrics(self->c.ph);
+	ASSERT_EQ(0, hu_swap_in_all(&self->c, 512));
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(0, m.staging_pages);
 	ASSERT_EQ(0, m.swap_pages);
 	ASSERT_EQ(FULL_PAGES, m.resident_pages);

@@ -13,35 +13,7 @@
 #include "kselftest_harness.h"
 #include "lib/handler_util.h"
 
-FIXTURE(ph)
-{
-	struct hu_ctx c;
-};
-
-FIXTURE_SETUP(ph)
-{
-	int r;
-
-	hu_ctx_preinit(&self->c);
-	r = hu_ctx_uffd(&self->c);
-	if (hu_uffd_unavailable(r))
-		SKIP(return, "userfaultfd unavailable: %s", strerror(-r));
-	ASSERT_EQ(0, r);
-}
-
-FIXTURE_TEARDOWN(ph)
-{
-	hu_ctx_destroy(&self->c);
-}
-
-static struct vms_ph_metrics metrics(struct vms_page_handler *ph)
-{
-	struct vms_ph_metrics m;
-
-	if (vms_ph_metrics(ph, &m))
-		memset(&m, 0xff, sizeof(m));
-	return m;
-}
+HU_FIXTURE(ph)
 
 static int trim_all(struct vms_page_handler *ph, struct vms_ph_trim *t, uint64_t batch)
 {
@@ -51,31 +23,6 @@ static int trim_all(struct vms_page_handler *ph, struct vms_ph_trim *t, uint64_t
 	while (!t->done && !ret)
 		ret = vms_ph_trim(ph, t, batch, NULL);
 	return ret;
-}
-
-static int swap_out_all(struct vms_page_handler *ph)
-{
-	uint64_t n;
-	int ret;
-
-	do
-		ret = vms_ph_swap_out(ph, 512, &n);
-	while (!ret && n);
-	return ret;
-}
-
-static int swap_in_all(struct hu_ctx *c)
-{
-	uint64_t end = hu_now_ms() + HU_DEADLINE_MS, n;
-	int ret;
-
-	for (;;) {
-		ret = vms_ph_swap_in(c->ph, c->u.fd, 512, &n);
-		if (ret == -EAGAIN && hu_now_ms() < end)
-			continue;
-		if (ret || !n)
-			return ret;
-	}
 }
 
 /* crosvm's trim_success, as totals (our trim does not stop at region ends). */
@@ -101,9 +48,9 @@ TEST_F(ph, trim_drops_zero_pages_and_returns_clean_pages_to_file)
 	ASSERT_EQ(0, trim_all(self->c.ph, &t, 1024));
 	ASSERT_EQ(2, t.zero_pages);
 	ASSERT_EQ(0, t.clean_pages);
-	ASSERT_EQ(3, metrics(self->c.ph).staging_pages);
+	ASSERT_EQ(3, hu_metrics(self->c.ph).staging_pages);
 
-	ASSERT_EQ(0, swap_out_all(self->c.ph));
+	ASSERT_EQ(0, hu_swap_out_all(self->c.ph, 512));
 	for (r = 0; r < 2; r++)
 		for (p = 0; p < 3; p++) /* the zero fills make every page resident */
 			ASSERT_EQ(r == 1 && p == 1 ? hu_tag(1, 1, 0) : want[r][p],
@@ -115,12 +62,12 @@ TEST_F(ph, trim_drops_zero_pages_and_returns_clean_pages_to_file)
 	ASSERT_EQ(0, trim_all(self->c.ph, &t, 1024));
 	ASSERT_EQ(3, t.zero_pages); /* zero-filled by faults: r0p0, r0p2, r1p0 */
 	ASSERT_EQ(2, t.clean_pages); /* r0p1 and r1p2: unchanged since swap-out */
-	m = metrics(self->c.ph);
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(1, m.staging_pages); /* r1p1 was rewritten */
 	ASSERT_EQ(2, m.swap_pages);
 	ASSERT_EQ(3, m.swap_file_slots);
-	ASSERT_EQ(0, swap_in_all(&self->c));
-	m = metrics(self->c.ph);
+	ASSERT_EQ(0, hu_swap_in_all(&self->c, 512));
+	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(0, m.staging_pages);
 	ASSERT_EQ(0, m.swap_pages);
 	for (r = 0; r < 2; r++)
@@ -159,7 +106,7 @@ TEST_F(ph, trim_works_in_bounded_batches)
 	}
 	ASSERT_EQ(BATCH_PAGES / 2, total);
 	ASSERT_EQ(BATCH_PAGES / 2, t.zero_pages);
-	ASSERT_EQ(BATCH_PAGES / 2, metrics(self->c.ph).staging_pages);
+	ASSERT_EQ(BATCH_PAGES / 2, hu_metrics(self->c.ph).staging_pages);
 	for (p = 0; p < 4 * BATCH_PAGES; p++)
 		ASSERT_EQ(p % 4 == 0 && p % 8 ? hu_tag(0, p, 0) : 0,
 			  hu_page_tag(hu_page(&self->c.g, 0, p)));

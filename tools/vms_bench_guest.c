@@ -14,7 +14,11 @@
  *  - pages/s with faults served from staging, from the swap file and as zero pages,
  *    by the page handler serving the VMM's own uffd in-process ("inproc", with the
  *    default fault-path configuration, see below), and by the monitor process
- *    through the controller ("monitor", the monitor's own fault loop as shipped);
+ *    through the controller ("monitor", the monitor's own fault loop as shipped,
+ *    fault-around off; "monitor staging [around N]": the staging pass again with
+ *    the controller's fault_around_pages = N, minivmm's default; with 1 vCPU also
+ *    "[co-located]", fault-around off: vCPU 0 pinned to CPU 0 and the monitor told
+ *    so through the VMS_CTL_FAULT_CPU hint);
  *  - the enable pause (vCPUs stopped while resident pages move to staging) per GiB;
  *  - disable: time until every page is back while the guest keeps running, and the
  *    guest's own progress meanwhile beside its speed on resident memory;
@@ -671,7 +675,8 @@ struct figures {
 	double var_base;     /* staging pages/s with every lever off */
 	double around_share; /* % of the staging pass's pages filled by fault-around */
 	double mon_zero, mon_staging, mon_file, mon_pause_ms_per_gib;
-	bool have_mon;
+	double mon_staging_around, mon_around_share, mon_staging_coloc;
+	bool have_mon, have_mon_around, have_mon_coloc;
 };
 
 static struct figures fig[MAX_VCPUS];
@@ -1132,13 +1137,20 @@ static int mon_check(struct vms_controller *ctl, const char *what, uint64_t stag
 	return -EPROTO;
 }
 
+/* The monitor's fault-around limit for the "[around N]" row (minivmm's default). */
+#define MON_AROUND 64
+
 /*
  * The same passes with the faults served by the monitor process (its own event
  * loop and page handler, as shipped): zero, staging, swap file, enable pause.
+ * around > 0 or coloc: only the staging pass, with that fault-around limit, and with
+ * coloc vCPU 0 and the monitor's fault-serving thread on CPU 0 (one vCPU only).
  * Returns 1 (and says why) when the controller cannot launch here.
  */
-static int run_monitor(unsigned int nv, uint64_t len, const char *dir, const struct fp_cfg *c)
+static int run_monitor(unsigned int nv, uint64_t len, const char *dir, const struct fp_cfg *c,
+		       unsigned int around, bool coloc)
 {
+	struct fp_cfg pinned = *c;
 	struct figures *f = &fig[nv - 1];
 	uint64_t pages = len / PAGE;
 	struct vms_controller *ctl = NULL;
@@ -1156,12 +1168,46 @@ static int run_monitor(unsigned int nv, uint64_t len, const char *dir, const str
 	reg = (struct vms_region){
 		.addr = (uint64_t)(uintptr_t)e.ram, .len = len, .memfd = e.ram_fd};
 	o = (struct vms_controller_opts){
-		.regions = &reg, .nregions = 1, .swap_dir = dir, .flags = VMS_CTL_NO_FREEZE};
+		.regions = &reg, .nregions = 1, .swap_dir = dir, .flags = VMS_CTL_NO_FREEZE,
+		.fault_around_pages = around};
+	if (coloc) {
+		pinned.pin = PIN_SAME; /* vCPU i on CPU i */
+		c = &pinned;
+		o.flags |= VMS_CTL_FAULT_CPU;
+		o.fault_cpu = 0;
+	}
 	ret = vms_controller_launch(&o, &ctl);
 	if (ret) {
 		printf("monitor (%u vCPU) skipped: launch: %s\n", nv, strerror(-ret));
 		env_destroy(&e);
 		return 1;
+	}
+	if (around || coloc) {
+		struct vms_monitor_info mi;
+
+		host_fill(&e);
+		ret = guest_pass(&e, c, &pps);
+		if (!ret)
+			ret = mon_enable(ctl, pages, NULL);
+		if (!ret)
+			ret = guest_pass(&e, c, coloc ? &f->mon_staging_coloc :
+							&f->mon_staging_around);
+		if (!ret)
+			ret = mon_check(ctl, "staging (fault-around)", pages, 0, 0);
+		if (!ret)
+			ret = vms_controller_info(ctl, &mi);
+		if (!ret && !coloc)
+			f->mon_around_share = (double)mi.fault_around_filled * 100.0 / (double)pages;
+		if (!ret)
+			ret = mon_disable(ctl);
+		err = vms_controller_exit(ctl);
+		ret = ret ? ret : err;
+		env_destroy(&e);
+		if (coloc)
+			f->have_mon_coloc = !ret;
+		else
+			f->have_mon_around = !ret;
+		return ret;
 	}
 	/* Zero: enable over memory never written (nothing moves). */
 	ret = mon_enable(ctl, 0, NULL);
@@ -1456,9 +1502,19 @@ int main(int argc, char **argv)
 		if (ret)
 			return fail("in-process page handler", ret);
 		f->around_share = (double)last_around * 100.0 / (double)(len / PAGE);
-		ret = run_monitor(nv, len, dir, vbase);
+		ret = run_monitor(nv, len, dir, vbase, 0, false);
 		if (ret < 0)
 			return fail("monitor", ret);
+		if (!ret) {
+			ret = run_monitor(nv, len, dir, vbase, MON_AROUND, false);
+			if (ret < 0)
+				return fail("monitor (fault-around)", ret);
+		}
+		if (!ret && nv == 1) {
+			ret = run_monitor(nv, len, dir, vbase, 0, true);
+			if (ret < 0)
+				return fail("monitor (co-located)", ret);
+		}
 		/* The peer: best of two runs, like our best-of passes. */
 		for (i = 0; peer_bin[0] && i < 2; i++) {
 			if (run_peer(peer_bin, nv, len, &pps, f->peer_why, sizeof(f->peer_why))) {
@@ -1516,6 +1572,20 @@ int main(int argc, char **argv)
 			snprintf(name, sizeof(name), "%uv monitor staging", nv);
 			add_row(name, "pages/s", f->mon_staging, "peer", f->peer);
 			add_row(name, "pages/s", f->mon_staging, "limit", f->limit_copy);
+			if (f->have_mon_around) {
+				snprintf(name, sizeof(name), "%uv monitor staging [around %u]", nv,
+					 MON_AROUND);
+				add_row(name, "pages/s", f->mon_staging_around, "limit",
+					f->limit_copy);
+				snprintf(name, sizeof(name),
+					 "%uv monitor staging: pages by fault-around", nv);
+				add_row(name, "%", f->mon_around_share, NULL, 0);
+			}
+			if (f->have_mon_coloc) {
+				snprintf(name, sizeof(name), "%uv monitor staging [co-located]", nv);
+				add_row(name, "pages/s", f->mon_staging_coloc, "limit",
+					f->limit_copy);
+			}
 			snprintf(name, sizeof(name), "%uv monitor swap file", nv);
 			add_row(name, "pages/s", f->mon_file, "peer", f->peer);
 			snprintf(name, sizeof(name), "%uv monitor zero", nv);

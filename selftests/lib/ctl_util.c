@@ -141,8 +141,8 @@ int64_t cu_check_memfd(const struct cu_guest *g, const struct cu_expect *e)
 	return -1;
 }
 
-int cu_launch(const struct cu_guest *g, const char *dir, unsigned int flags,
-	      struct vms_controller **ctl)
+int cu_launch_opts(const struct cu_guest *g, const char *dir, unsigned int flags,
+		   const struct vms_controller_opts *extra, struct vms_controller **ctl)
 {
 	struct vms_controller_opts o = {
 		.regions = g->regions,
@@ -152,7 +152,19 @@ int cu_launch(const struct cu_guest *g, const char *dir, unsigned int flags,
 		.flags = flags,
 	};
 
+	if (extra) {
+		o.fault_around_pages = extra->fault_around_pages;
+		o.cleanup_interval_ms = extra->cleanup_interval_ms;
+		o.cleanup_step_bytes = extra->cleanup_step_bytes;
+		o.fault_cpu = extra->fault_cpu;
+	}
 	return vms_controller_launch(&o, ctl);
+}
+
+int cu_launch(const struct cu_guest *g, const char *dir, unsigned int flags,
+	      struct vms_controller **ctl)
+{
+	return cu_launch_opts(g, dir, flags, NULL, ctl);
 }
 
 bool cu_uffd_unavailable(int err)

@@ -75,6 +75,9 @@ int64_t cu_check_memfd(const struct cu_guest *g, const struct cu_expect *e);
 int cu_launch(const struct cu_guest *g, const char *dir, unsigned int flags,
 	      struct vms_controller **ctl);
 bool cu_uffd_unavailable(int err);
+/* The same, taking fault_around_pages, the cleanup pacing and fault_cpu from extra. */
+int cu_launch_opts(const struct cu_guest *g, const char *dir, unsigned int flags,
+		   const struct vms_controller_opts *extra, struct vms_controller **ctl);
 
 /* Poll Status until the state is 'state' (0) or the deadline passes (-ETIMEDOUT). */
 int cu_wait_state(struct vms_controller *ctl, int state, int deadline_ms,

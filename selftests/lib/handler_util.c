@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -359,6 +360,32 @@ int hu_thread_join(struct hu_thread *t, int deadline_ms)
 	return 0;
 }
 
+void *hu_read_page(void *arg)
+{
+	struct hu_reader *r = arg;
+
+	__atomic_store_n(&r->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
+	r->tag = hu_page_tag(r->page);
+	return NULL;
+}
+
+pid_t hu_reader_tid(struct hu_reader *r)
+{
+	pid_t tid;
+
+	while (!(tid = __atomic_load_n(&r->tid, __ATOMIC_ACQUIRE)))
+		sched_yield();
+	return tid;
+}
+
+void *hu_do_remove(void *arg)
+{
+	struct hu_remover *rm = arg;
+
+	rm->ret = madvise(rm->addr, rm->len, MADV_REMOVE) ? -errno : 0;
+	return NULL;
+}
+
 int hu_wait_readable(int fd, int deadline_ms)
 {
 	uint64_t end = hu_now_ms() + (uint64_t)deadline_ms;
@@ -471,4 +498,57 @@ int hu_loop_wait_removes(const struct hu_loop *l, uint64_t n, int deadline_ms)
 		sched_yield();
 	}
 	return 0;
+}
+
+/* ---- shared test steps ---- */
+
+struct vms_ph_metrics hu_metrics(struct vms_page_handler *ph)
+{
+	struct vms_ph_metrics m;
+
+	if (vms_ph_metrics(ph, &m))
+		memset(&m, 0xff, sizeof(m));
+	return m;
+}
+
+void hu_tag_pages(struct hu_ctx *c, size_t region, uint64_t first, uint64_t n,
+		  unsigned int gen)
+{
+	uint64_t p;
+
+	for (p = first; p < first + n; p++)
+		hu_fill(hu_alias_page(&c->g, region, p), hu_tag(region, p, gen));
+}
+
+int hu_swap_out_all(struct vms_page_handler *ph, uint64_t chunk)
+{
+	uint64_t n;
+	int ret;
+
+	do
+		ret = vms_ph_swap_out(ph, chunk, &n);
+	while (!ret && n);
+	return ret;
+}
+
+int hu_swap_in_all(struct hu_ctx *c, uint64_t chunk)
+{
+	uint64_t end = hu_now_ms() + HU_DEADLINE_MS, n;
+	struct vms_ph_metrics m;
+	int ret;
+
+	for (;;) {
+		ret = vms_ph_swap_in(c->ph, c->u.fd, chunk, &n);
+		if (ret == -EAGAIN && hu_now_ms() < end) {
+			sched_yield();
+			continue;
+		}
+		if (ret)
+			return ret;
+		if (n)
+			continue;
+		/* "Nothing filled" must mean "nothing left": a caller stops here. */
+		m = hu_metrics(c->ph);
+		return m.staging_pages || m.swap_pages ? -EPROTO : 0;
+	}
 }

@@ -129,6 +129,27 @@ int hu_thread_start(struct hu_thread *t, void *(*fn)(void *), void *arg);
 /* 0 when the thread finished and was joined; -ETIMEDOUT when it still runs. */
 int hu_thread_join(struct hu_thread *t, int deadline_ms);
 
+/* hu_thread bodies. hu_read_page: read one page's tag (may block in a fault). */
+struct hu_reader {
+	const uint8_t *page;
+	pid_t tid; /* atomic: set when the thread runs, see hu_reader_tid() */
+	uint64_t tag; /* hu_page_tag() of the page */
+};
+
+void *hu_read_page(void *arg);
+/* The reader thread's tid, once it has started. */
+pid_t hu_reader_tid(struct hu_reader *r);
+
+/* hu_do_remove: madvise(MADV_REMOVE) of [addr, addr + len) (blocks until the
+ * REMOVE event is read when the range is uffd-registered). */
+struct hu_remover {
+	uint8_t *addr;
+	uint64_t len;
+	int ret; /* 0 or -errno */
+};
+
+void *hu_do_remove(void *arg);
+
 /* Wait until thread tid sleeps in a userfault (wchan), or at least sleeps. */
 int hu_wait_blocked(pid_t tid, int deadline_ms);
 /* Wait until fd is readable (POLLIN). */
@@ -152,5 +173,51 @@ int hu_ctx_uffd(struct hu_ctx *c);
 int hu_ctx_init(struct hu_ctx *c, const uint64_t *region_pages, size_t nregions,
 		unsigned int flags, const char *dir, bool loop);
 void hu_ctx_destroy(struct hu_ctx *c);
+
+/*
+ * The fixture every handler test file shares: a struct hu_ctx (self->c) whose uffd
+ * setup creates (the test SKIPs without a usable userfaultfd) and teardown
+ * destroys. A file that needs more in its fixture declares FIXTURE() itself and
+ * calls HU_CTX_SETUP(&self->c) from its FIXTURE_SETUP. Both expand harness macros:
+ * use them after including kselftest_harness.h.
+ */
+#define HU_CTX_SETUP(ctx)                                                            \
+	do {                                                                         \
+		int __hu_r;                                                          \
+									             \
+		hu_ctx_preinit(ctx);                                                 \
+		__hu_r = hu_ctx_uffd(ctx);                                           \
+		if (hu_uffd_unavailable(__hu_r))                                     \
+			SKIP(return, "userfaultfd unavailable: %s", strerror(-__hu_r)); \
+		ASSERT_EQ(0, __hu_r);                                                \
+	} while (0)
+
+#define HU_FIXTURE(name)                                                             \
+	FIXTURE(name)                                                                \
+	{                                                                            \
+		struct hu_ctx c;                                                     \
+	};                                                                           \
+	FIXTURE_SETUP(name)                                                          \
+	{                                                                            \
+		HU_CTX_SETUP(&self->c);                                              \
+	}                                                                            \
+	FIXTURE_TEARDOWN(name)                                                       \
+	{                                                                            \
+		hu_ctx_destroy(&self->c);                                            \
+	}
+
+/* vms_ph_metrics(), with every field all-ones if it failed (no test expects that). */
+struct vms_ph_metrics hu_metrics(struct vms_page_handler *ph);
+/* Write pages [first, first + n) of a region through the alias with hu_tag(.., gen). */
+void hu_tag_pages(struct hu_ctx *c, size_t region, uint64_t first, uint64_t n,
+		  unsigned int gen);
+/* vms_ph_swap_out() in chunks of 'chunk' pages until it reports nothing staged. */
+int hu_swap_out_all(struct vms_page_handler *ph, uint64_t chunk);
+/*
+ * vms_ph_swap_in() in chunks until it fills nothing; -EAGAIN (a REMOVE pending,
+ * which c's loop will read) is retried until HU_DEADLINE_MS. Also checks the
+ * contract of a 0-page chunk: -EPROTO if pages are still staged or swapped then.
+ */
+int hu_swap_in_all(struct hu_ctx *c, uint64_t chunk);
 
 #endif /* VMMSWAP_SELFTESTS_HANDLER_UTIL_H */

@@ -57,6 +57,7 @@ struct vms_region {
 /* vms_controller_opts.flags */
 #define VMS_CTL_KEEP_CAPS 0x1u /* monitor: do not drop capabilities (tests, debugging) */
 #define VMS_CTL_NO_FREEZE 0x2u /* enable: do not freeze any process (see set_freeze) */
+#define VMS_CTL_FAULT_CPU 0x4u /* opts.fault_cpu is an affinity hint (see there) */
 /*
  * Test hooks (selftests only): HOLD_JOBS makes every trim / swap-out / swap-in wait
  * before its first chunk until vms_controller_test_release_job() (protocol.h) or an
@@ -73,6 +74,27 @@ struct vms_controller_opts {
 	unsigned int move_threads; /* threads copying to staging on enable; 0: default */
 	int reply_timeout_ms; /* max wait for any reply; 0: VMS_CTL_DEFAULT_TIMEOUT_MS */
 	unsigned int flags; /* VMS_CTL_* */
+	/*
+	 * The page handler's adaptive fault-around limit in pages (see
+	 * vms_ph_set_fault_around()): 0 or 1 off, at most VMS_PH_MAX_FAULT_AROUND_PAGES.
+	 */
+	unsigned int fault_around_pages;
+	/*
+	 * slow_file_cleanup pacing: shrink the swap file by cleanup_step_bytes every
+	 * cleanup_interval_ms. 0: crosvm's 64 MiB every 5000 ms. Tests shorten them.
+	 */
+	unsigned int cleanup_interval_ms;
+	uint64_t cleanup_step_bytes;
+	/*
+	 * With VMS_CTL_FAULT_CPU: the CPU the VMM's only vCPU thread is pinned to. The
+	 * monitor then runs its fault-serving thread on that CPU too, so a fault wakes
+	 * the server on the CPU the vCPU just left idle (no cross-CPU wake-up), and the
+	 * vCPU resumes there. With several vCPUs sharing one uffd it does not help
+	 * (the server would preempt the vCPUs of its CPU). Background jobs keep the
+	 * monitor's original affinity. A CPU the monitor may not use is logged and
+	 * ignored.
+	 */
+	int fault_cpu;
 };
 
 #define VMS_CTL_MAX_REGIONS 64
@@ -123,16 +145,37 @@ int vms_controller_swap_out(struct vms_controller *ctl, struct vms_reply *reply)
 
 /*
  * Start bringing everything back in (background swap-in, then Ready).
- * slow_file_cleanup is crosvm's "release the swap file's space gradually" option; it
- * is accepted and recorded (latest wins while the swap-in runs), but this
- * implementation currently releases the space at once (the page handler owns the
- * swap file and has no gradual truncation yet).
+ * The swap file's space: without slow_file_cleanup it is released as soon as the
+ * swap-in completes. With it (crosvm's option; latest wins while the swap-in runs)
+ * the file is kept and shrunk in the background by cleanup_step_bytes every
+ * cleanup_interval_ms until empty (file_truncator.h). While that runs (state Ready):
+ * a Disable without slow_file_cleanup releases the rest at once and is ACCEPTED
+ * (a Disable with it is IGNORED, as in Ready otherwise); an Enable stops it and
+ * releases the rest before it creates the new swap file; Exit releases it.
  */
 int vms_controller_disable(struct vms_controller *ctl, bool slow_file_cleanup,
 			   struct vms_reply *reply);
 
 /* A consistent snapshot of the state, metrics and transition record. */
 int vms_controller_status(struct vms_controller *ctl, struct vms_swap_status *st);
+
+/*
+ * Monitor details that crosvm's status does not carry (tools, benchmarks, tests).
+ * Answered like Status: at once, in every state, without the command lock.
+ */
+#define VMS_INFO_CLEANUP_RUNNING 0x1u /* a slow file cleanup is shrinking the file */
+#define VMS_INFO_CLEANUP_FAILED 0x2u /* the last slow file cleanup met an error */
+struct vms_monitor_info {
+	uint32_t fault_around_pages; /* the configured fault-around limit */
+	uint32_t flags; /* VMS_INFO_* */
+	uint64_t fault_around_filled; /* pages filled by fault-around, this enable */
+	uint64_t swap_file_size; /* st_size of the swap file (enabled or being cleaned) */
+	uint64_t swap_file_alloc; /* its allocated bytes (st_blocks * 512) */
+	uint64_t cleanup_steps; /* truncation steps of the running / last cleanup */
+	uint64_t uffd_reads; /* read()s of uffd events since launch */
+	uint64_t uffd_events; /* events they returned */
+};
+int vms_controller_info(struct vms_controller *ctl, struct vms_monitor_info *info);
 
 /*
  * Stop the monitor and free ctl (always, whatever the result). If swap is enabled the

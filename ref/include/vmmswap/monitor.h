@@ -18,7 +18,17 @@
  *    swap-in chunk (<= 2 MiB), because a REMOVE must be applied before any copy can
  *    run after the remover resumed (see handle_uffd() in monitor.c).
  *  - Within one uffd, every pending event is read and every REMOVE applied before
- *    any fault is served (the kernel hands out faults ahead of older REMOVEs).
+ *    any fault is served (the kernel hands out faults ahead of older REMOVEs). A
+ *    read() that returns fewer events than the buffer holds already emptied the
+ *    queue, so the loop goes back to epoll instead of reading again.
+ *  - Slow file cleanup (Ready only): a file truncator (file_truncator.h) with its own
+ *    thread owns a dup of the last swap file and shrinks it; the loop thread starts
+ *    it when a swap-in with slow_file_cleanup completes, and stops it (releasing
+ *    the rest at once) on Enable, on a Disable without the option, and on exit.
+ *  - Info (VMS_CMD_INFO) is answered at once like Status.
+ *  - With a fault_cpu hint the loop thread (which serves the faults) is pinned to
+ *    that CPU; job threads are created with the monitor's original affinity. The
+ *    truncator thread inherits the pin (it wakes once per interval, while Ready).
  *
  * Commands that need the loop to wait (the enable move, an abort) park the command
  * queue: later commands wait their turn in arrival order; Status and ProcessForked
@@ -45,6 +55,10 @@ struct vms_monitor_config {
 	pid_t vmm_pid; /* the parent; the monitor exits when it dies */
 	const char *swap_dir; /* passed to the page handler (O_TMPFILE) */
 	unsigned int move_threads;
+	unsigned int fault_around_pages; /* vms_ph_config.fault_around of every enable */
+	unsigned int cleanup_interval_ms; /* slow file cleanup pacing; 0: default */
+	uint64_t cleanup_step_bytes; /* likewise */
+	int fault_cpu; /* pin the fault-serving (loop) thread there; -1: no */
 	unsigned int flags; /* VMS_CTL_* */
 	int test_gate_fd; /* VMS_CTL_TEST_HOLD_JOBS: read end of the release pipe, or -1 */
 };

@@ -143,10 +143,12 @@ int vms_ph_move_all_to_staging(struct vms_page_handler *ph, uint64_t *moved);
 
 /*
  * Write the lowest run of at most max_pages consecutive staged pages (capped at
- * VMS_PH_MAX_CHUNK_BYTES) to the swap file. *written = pages taken off staging by
- * this chunk (written, or dropped because a fault or remove took them during the
- * write); 0 only when nothing is staged. On a write error no page state changed
- * and the error is returned (the chunk can be retried).
+ * VMS_PH_MAX_CHUNK_BYTES) to the swap file. *written = pages of the run that
+ * became swapped (a page a fault or remove took during the write is dropped from
+ * staging, not counted). A run that ends up with none is followed by the next one
+ * within the call, so *written is 0 with a 0 return only when nothing is staged.
+ * On a write error no page of that run changed state and the error is returned
+ * (the chunk can be retried).
  */
 int vms_ph_swap_out(struct vms_page_handler *ph, uint64_t max_pages, uint64_t *written);
 
@@ -173,8 +175,11 @@ int vms_ph_trim(struct vms_page_handler *ph, struct vms_ph_trim *t, uint64_t max
 
 /*
  * Fill up to max_pages pages (capped at VMS_PH_MAX_CHUNK_BYTES) through uffd: staged
- * ones first, then swapped ones. *filled = pages filled; 0 with a 0 return means
- * nothing is staged or swapped any more. -EAGAIN: drain uffd's events, call again.
+ * ones first, then swapped ones (one run of consecutive pages, within a region).
+ * *filled = pages filled. A run that fills nothing (its pages were faulted in,
+ * removed or found resident meanwhile) is followed by the next one within the
+ * call, so 0 with a 0 return means nothing is staged or swapped any more.
+ * -EAGAIN: drain uffd's events, call again.
  */
 int vms_ph_swap_in(struct vms_page_handler *ph, int uffd, uint64_t max_pages,
 		   uint64_t *filled);
@@ -187,5 +192,12 @@ uint64_t vms_ph_metadata_bytes(const struct vms_page_handler *ph);
 
 /* Test-only: the next swap-file write fails with -err (see swap_file.h). */
 void vms_ph_inject_write_error(struct vms_page_handler *ph, int err);
+
+/*
+ * A dup (O_CLOEXEC) of the swap file's fd, owned by the caller, or a negative errno.
+ * The file outlives vms_ph_destroy() through it (the monitor's slow file cleanup).
+ * The caller must not write it while ph is in use.
+ */
+int vms_ph_dup_swap_file(struct vms_page_handler *ph);
 
 #endif /* VMMSWAP_PAGE_HANDLER_H */

@@ -43,8 +43,9 @@ enum vms_cmd {
 	VMS_CMD_STATUS = 5,
 	VMS_CMD_EXIT = 6,
 	VMS_CMD_PROCESS_FORKED = 7,
+	VMS_CMD_INFO = 8, /* reply carries struct vms_monitor_info */
 };
-#define VMS_CMD_MAX 8
+#define VMS_CMD_MAX 9
 
 /* vms_msg_cmd.flags */
 #define VMS_CMD_F_SLOW_FILE_CLEANUP 0x1u /* VMS_CMD_DISABLE only */
@@ -63,9 +64,10 @@ struct vms_msg_reply {
 	uint16_t reserved; /* 0 */
 	struct vms_reply reply;
 	struct vms_swap_status status; /* VMS_CMD_STATUS; zeros otherwise */
+	struct vms_monitor_info info; /* VMS_CMD_INFO; zeros otherwise */
 };
 
-/* "Enable", "Trim", "SwapOut", "Disable", "Status", "Exit", "ProcessForked"; NULL. */
+/* "Enable", "Trim", ..., "ProcessForked", "Info"; NULL for an unknown command. */
 const char *vms_cmd_name(int cmd);
 
 /* Number of fds a command must carry (0 for an unknown command). */
@@ -98,6 +100,10 @@ int vms_proto_recv_cmd(int sock, struct vms_msg_cmd *msg, int *fds, size_t *nfds
 int vms_proto_send_reply(int sock, const struct vms_reply *reply,
 			 const struct vms_swap_status *status);
 
+/* The same with the reply to VMS_CMD_INFO. */
+int vms_proto_send_info_reply(int sock, const struct vms_reply *reply,
+			      const struct vms_monitor_info *info);
+
 /*
  * Wait at most timeout_ms (< 0: forever) for the reply and validate it.
  * -EPIPE: the monitor closed the reply socket without answering (it died);
@@ -105,6 +111,9 @@ int vms_proto_send_reply(int sock, const struct vms_reply *reply,
  */
 int vms_proto_recv_reply(int sock, int timeout_ms, struct vms_reply *reply,
 			 struct vms_swap_status *status);
+/* The same, also copying out the info part (info may be NULL). */
+int vms_proto_recv_reply_info(int sock, int timeout_ms, struct vms_reply *reply,
+			      struct vms_swap_status *status, struct vms_monitor_info *info);
 
 /* What kind of file fd is (from /proc/self/fd): */
 enum vms_fd_kind {

@@ -5,9 +5,11 @@
  * Page pgoff of the page-state index space lives at byte offset pgoff * page size.
  * It is a memfd (not anonymous memory) so that it is accounted like guest memory
  * and can be freed by punching holes. The memfd is mapped once, MAP_SHARED; the
- * mapping is used as the source of UFFDIO_COPY and for comparisons; writes go in
- * with pwrite (no page fault per 4 KiB page) and frees with
- * fallocate(PUNCH_HOLE), which is what MADV_REMOVE does on a shmem mapping.
+ * mapping is used as the source of UFFDIO_COPY and for comparisons. Data moves
+ * in and out in the kernel, fd to fd (copy_file_range from the guest memfd,
+ * sendfile to the swap file): no page tables to build for either side, and a
+ * full-page write skips the zeroing a page fault would do on allocation. Frees
+ * are fallocate(PUNCH_HOLE), which is what MADV_REMOVE does on a shmem mapping.
  *
  * The module keeps no per-page state (the page handler does) and no lock: writing,
  * reading and freeing disjoint pages from several threads is safe.
@@ -32,6 +34,13 @@ void vms_staging_destroy(struct vms_staging *st);
 /* Copy npages pages from src into staging at pgoff (pwrite, short writes retried). */
 int vms_staging_write(struct vms_staging *st, uint64_t pgoff, const void *src,
 		      uint64_t npages);
+/*
+ * Copy npages pages from src_fd at byte offset src_off into staging at pgoff, in
+ * the kernel (copy_file_range). -EOPNOTSUPP (nothing copied): no in-kernel copy
+ * between these files; use vms_staging_write().
+ */
+int vms_staging_copy_fd(struct vms_staging *st, uint64_t pgoff, int src_fd, uint64_t src_off,
+			uint64_t npages);
 /* Free [pgoff, pgoff+npages): the pages read as zero afterwards. */
 int vms_staging_free(struct vms_staging *st, uint64_t pgoff, uint64_t npages);
 

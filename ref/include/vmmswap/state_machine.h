@@ -9,8 +9,10 @@
  *    Pending);
  *  - the state entered when the action is accepted (for actions that start a job,
  *    the job's "in progress" state; the job's end decides the state after it).
- * "Ready" stands for crosvm's whole disabled loop. Status is answered in every
- * state without a table lookup.
+ * "Ready" stands for crosvm's whole disabled loop. Status and Info are answered in
+ * every state without a table lookup. One case outside the table: in Ready, while a
+ * slow file cleanup runs, Disable without slow_file_cleanup ends the cleanup and is
+ * accepted (the monitor checks it before the lookup, see dispatch() in monitor.c).
  */
 #ifndef VMMSWAP_STATE_MACHINE_H
 #define VMMSWAP_STATE_MACHINE_H
