@@ -179,7 +179,7 @@ bench-guest: deps
 	@$(O)/tools/vms_bench_guest
 
 format:
-	clang-format -i $$(git ls-files '*.c' '*.h')
+	clang-format -i $$(git ls-files 'ref/*.[ch]' 'tools/*.[ch]' 'fixtures/*.c')
 
 clean:
 	rm -rf build/default build/san build/tsan build/static

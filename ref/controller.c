@@ -89,8 +89,8 @@ fail:
 	return ret;
 }
 
-static int command(struct vms_controller *ctl, int cmd, uint32_t flags,
-		   struct vms_reply *reply, struct vms_swap_status *st)
+static int command(struct vms_controller *ctl, int cmd, uint32_t flags, struct vms_reply *reply,
+		   struct vms_swap_status *st)
 {
 	return command_info(ctl, cmd, flags, reply, st, NULL);
 }
@@ -164,8 +164,8 @@ int vms_controller_launch(const struct vms_controller_opts *opts, struct vms_con
 	ctl->monitor_pid = -1;
 	ctl->timeout_ms = opts->reply_timeout_ms ?: VMS_CTL_DEFAULT_TIMEOUT_MS;
 	ctl->flags = opts->flags;
-	ctl->freeze_mode = opts->flags & VMS_CTL_NO_FREEZE ? VMS_FREEZE_NONE :
-							     VMS_FREEZE_DESCENDANTS;
+	ctl->freeze_mode =
+		opts->flags & VMS_CTL_NO_FREEZE ? VMS_FREEZE_NONE : VMS_FREEZE_DESCENDANTS;
 	pthread_mutex_init(&ctl->lock, NULL);
 	memcpy(ctl->regions, opts->regions, opts->nregions * sizeof(*opts->regions));
 	ctl->nregions = opts->nregions;
@@ -414,8 +414,7 @@ int vms_controller_set_freeze(struct vms_controller *ctl, enum vms_freeze_mode m
 {
 	pid_t *copy = NULL;
 
-	if (mode != VMS_FREEZE_DESCENDANTS && mode != VMS_FREEZE_PIDS &&
-	    mode != VMS_FREEZE_NONE)
+	if (mode != VMS_FREEZE_DESCENDANTS && mode != VMS_FREEZE_PIDS && mode != VMS_FREEZE_NONE)
 		return -EINVAL;
 	if (mode == VMS_FREEZE_PIDS && npids) {
 		if (!pids)

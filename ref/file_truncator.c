@@ -20,10 +20,10 @@
 #include <vmmswap/log.h>
 
 struct vms_truncator {
-	int fd; /* the file */
+	int fd;	      /* the file */
 	int timer_fd; /* our timerfd, or -1 */
-	int tick_fd; /* what the thread polls for ticks: timer_fd or opts.tick_fd */
-	int stop_fd; /* eventfd: written once by stop */
+	int tick_fd;  /* what the thread polls for ticks: timer_fd or opts.tick_fd */
+	int stop_fd;  /* eventfd: written once by stop */
 	uint64_t step;
 	pthread_t thread;
 	bool has_thread; /* creator only */
@@ -110,8 +110,7 @@ static void *truncator_main(void *arg)
 	}
 }
 
-int vms_truncator_start(int fd, const struct vms_truncator_opts *opts,
-			struct vms_truncator **out)
+int vms_truncator_start(int fd, const struct vms_truncator_opts *opts, struct vms_truncator **out)
 {
 	struct vms_truncator_opts o = { .tick_fd = -1 };
 	struct vms_truncator *t;

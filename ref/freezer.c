@@ -222,8 +222,8 @@ void vms_thaw(struct vms_freezer *fz)
 
 int vms_freeze(struct vms_freezer *fz, const struct vms_freeze_opts *o)
 {
-	int64_t deadline = now_ms() + (o->timeout_ms > 0 ? o->timeout_ms :
-							    VMS_FREEZE_DEFAULT_TIMEOUT_MS);
+	int64_t deadline =
+		now_ms() + (o->timeout_ms > 0 ? o->timeout_ms : VMS_FREEZE_DEFAULT_TIMEOUT_MS);
 	pid_t *list = NULL;
 	size_t nlist = 0;
 	char bad = '?';
@@ -288,8 +288,8 @@ int vms_freeze(struct vms_freezer *fz, const struct vms_freeze_opts *o)
 				break;
 			if (now_ms() > deadline) {
 				vms_log(VMS_LOG_ERROR,
-					"freezer: process %d still has a thread in state %c", badpid,
-					bad);
+					"freezer: process %d still has a thread in state %c",
+					badpid, bad);
 				ret = -ETIMEDOUT;
 				goto fail;
 			}

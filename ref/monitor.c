@@ -33,9 +33,9 @@
 #include <vmmswap/status.h>
 #include <vmmswap/uffd.h>
 
-#define QUEUE_MAX 32
+#define QUEUE_MAX   32
 #define EVENT_BATCH 64
-#define MAX_EPOLL 64
+#define MAX_EPOLL   64
 
 enum tok_kind { TOK_CMD = 1, TOK_JOB, TOK_SIG, TOK_VMM, TOK_UFFD, TOK_PIDFD };
 #define TOKEN(kind, idx) (((uint64_t)(kind) << 32) | (uint32_t)(idx))
@@ -44,7 +44,7 @@ enum job_kind { JOB_NONE = 0, JOB_MOVE, JOB_TRIM, JOB_SWAP_OUT, JOB_SWAP_IN };
 
 /* One process whose address space the monitor serves. */
 struct uffd_ent {
-	int fd; /* -1: free slot */
+	int fd;	   /* -1: free slot */
 	int pidfd; /* -1 for the VMM (its death ends the monitor) */
 	bool registered;
 	uint64_t *retry; /* fault addresses that got -EAGAIN, retried after draining */
@@ -66,8 +66,8 @@ struct job {
 	atomic_bool release; /* test hook: an Exit lets a held job run */
 	atomic_uint_fast64_t pages;
 	int64_t start_ms;
-	int uffd; /* swap-in: a dup owned by the job */
-	int result; /* written by the job before it signals; read after the join */
+	int uffd;     /* swap-in: a dup owned by the job */
+	int result;   /* written by the job before it signals; read after the join */
 	bool aborted; /* likewise */
 	struct vms_monitor *m;
 };
@@ -76,7 +76,7 @@ struct vms_monitor {
 	const struct vms_monitor_config *cfg;
 	int epfd, jobfd, sigfd, vmm_pidfd;
 	bool cmd_open;
-	int state; /* enum vms_swap_state as reported */
+	int state;		     /* enum vms_swap_state as reported */
 	struct vms_page_handler *ph; /* non-NULL while enabled */
 	struct uffd_ent *u;
 	size_t nu;
@@ -491,11 +491,21 @@ static void *job_main(void *arg)
 	uint64_t one = 1;
 
 	switch (j->kind) {
-	case JOB_MOVE: job_move(j); break;
-	case JOB_TRIM: job_trim(j); break;
-	case JOB_SWAP_OUT: job_swap_out(j); break;
-	case JOB_SWAP_IN: job_swap_in(j); break;
-	default: j->result = -EINVAL; break;
+	case JOB_MOVE:
+		job_move(j);
+		break;
+	case JOB_TRIM:
+		job_trim(j);
+		break;
+	case JOB_SWAP_OUT:
+		job_swap_out(j);
+		break;
+	case JOB_SWAP_IN:
+		job_swap_in(j);
+		break;
+	default:
+		j->result = -EINVAL;
+		break;
 	}
 	if (write(j->m->jobfd, &one, sizeof(one)) != sizeof(one))
 		vms_log(VMS_LOG_ERROR, "monitor: signalling job completion failed");
@@ -824,8 +834,8 @@ static void job_done(struct vms_monitor *m)
 		if (m->have_enable) {
 			m->have_enable = false;
 			reply_and_close(&m->enable_cmd,
-					j->result ? VMS_REPLY_FAILED : VMS_REPLY_ACCEPTED,
-					m->state, j->result);
+					j->result ? VMS_REPLY_FAILED : VMS_REPLY_ACCEPTED, m->state,
+					j->result);
 		}
 		break;
 	case JOB_TRIM:
@@ -890,7 +900,8 @@ static void job_done(struct vms_monitor *m)
 
 static void handle_process_forked(struct vms_monitor *m, int *fds)
 {
-	struct queued c = { .reply_fd = fds[0], .state = m->state,
+	struct queued c = { .reply_fd = fds[0],
+			    .state = m->state,
 			    .msg.cmd = VMS_CMD_PROCESS_FORKED };
 	size_t idx;
 	int ret;
@@ -937,7 +948,8 @@ static void handle_commands(struct vms_monitor *m)
 			vms_log(VMS_LOG_INFO, "monitor: command socket closed");
 			epoll_ctl(m->epfd, EPOLL_CTL_DEL, m->cfg->cmd_fd, NULL);
 			m->cmd_open = false;
-			c = (struct queued){ .msg.cmd = VMS_CMD_EXIT, .reply_fd = -1,
+			c = (struct queued){ .msg.cmd = VMS_CMD_EXIT,
+					     .reply_fd = -1,
 					     .state = m->state };
 			if (m->qn < QUEUE_MAX) {
 				m->q[(m->qhead + m->qn) % QUEUE_MAX] = c;
@@ -959,7 +971,8 @@ static void handle_commands(struct vms_monitor *m)
 		}
 		c = (struct queued){ .msg = msg, .reply_fd = fds[0], .state = m->state };
 		if (msg.cmd == VMS_CMD_STATUS) {
-			struct vms_reply r = { .result = VMS_REPLY_ACCEPTED, .state = m->state,
+			struct vms_reply r = { .result = VMS_REPLY_ACCEPTED,
+					       .state = m->state,
 					       .new_state = m->state };
 			struct vms_swap_status st;
 
@@ -969,7 +982,8 @@ static void handle_commands(struct vms_monitor *m)
 			continue;
 		}
 		if (msg.cmd == VMS_CMD_INFO) {
-			struct vms_reply r = { .result = VMS_REPLY_ACCEPTED, .state = m->state,
+			struct vms_reply r = { .result = VMS_REPLY_ACCEPTED,
+					       .state = m->state,
 					       .new_state = m->state };
 			struct vms_monitor_info info;
 

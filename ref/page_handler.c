@@ -29,7 +29,7 @@ struct ph_region {
 	uint64_t len;
 	uint64_t npages;
 	uint64_t base; /* first pgoff of the region in the page-state index space */
-	int memfd; /* owned (dup), or -1 */
+	int memfd;     /* owned (dup), or -1 */
 	uint64_t memfd_off;
 	/* Per-enable counters (reset by a move of this region); under the state lock. */
 	uint64_t copied_from_file;
@@ -43,7 +43,7 @@ struct ph_region {
 /* A sequential fault stream: where its next fault is expected, its last run. */
 struct fa_stream {
 	uint64_t next; /* pgoff right after the last run; UINT64_MAX: unused */
-	uint64_t run; /* pages the last run was allowed */
+	uint64_t run;  /* pages the last run was allowed */
 };
 
 struct vms_page_handler {
@@ -61,11 +61,11 @@ struct vms_page_handler {
 	uint64_t chunk_pages; /* VMS_PH_MAX_CHUNK_BYTES in pages */
 
 	struct vms_page_state ps;
-	struct vms_staging st; /* bytes: see staging.h for who may touch which page */
+	struct vms_staging st;	 /* bytes: see staging.h for who may touch which page */
 	struct vms_swap_file sf; /* allocation under 'lock', I/O outside */
-	uint64_t seq; /* bumped whenever a slot is freed: a slot read without the lock
+	uint64_t seq;		 /* bumped whenever a slot is freed: a slot read without the lock
 		       * is valid if seq did not change meanwhile */
-	uint64_t staged_hint; /* no staged page below this pgoff */
+	uint64_t staged_hint;	 /* no staged page below this pgoff */
 	/* Staging pages faulted in but not punched yet: the fault path frees them in
 	 * batches. Flushed before any move, the only thing that writes staging. */
 	uint64_t pending_free[64];
@@ -78,9 +78,9 @@ struct vms_page_handler {
 	bool no_sendfile; /* under 'job_lock': the staging memfd cannot be spliced */
 
 	/* Job scratch space, under 'job_lock'. */
-	uint8_t *job_buf; /* chunk_pages pages */
-	uint32_t *job_slots; /* chunk_pages entries */
-	uint8_t *job_new; /* chunk_pages flags: slot allocated by this job */
+	uint8_t *job_buf;     /* chunk_pages pages */
+	uint32_t *job_slots;  /* chunk_pages entries */
+	uint8_t *job_new;     /* chunk_pages flags: slot allocated by this job */
 	uint64_t *job_pgoffs; /* chunk_pages entries */
 };
 
@@ -284,7 +284,8 @@ int vms_ph_create(const struct vms_ph_config *cfg, struct vms_page_handler **out
 			vms_log(VMS_LOG_ERROR,
 				"page handler: region [%#llx, %#llx) overlaps [%#llx, %#llx)",
 				(unsigned long long)a->addr, (unsigned long long)(a->addr + a->len),
-				(unsigned long long)b->addr, (unsigned long long)(b->addr + b->len));
+				(unsigned long long)b->addr,
+				(unsigned long long)(b->addr + b->len));
 			ret = -EINVAL;
 			goto err;
 		}
@@ -314,9 +315,9 @@ int vms_ph_create(const struct vms_ph_config *cfg, struct vms_page_handler **out
 	}
 	for (i = 0; i < VMS_PH_FAULT_AROUND_STREAMS; i++)
 		ph->fa[i].next = UINT64_MAX;
-	ph->fa_max = cfg->fault_around > VMS_PH_MAX_FAULT_AROUND_PAGES ?
-			     VMS_PH_MAX_FAULT_AROUND_PAGES :
-			     cfg->fault_around;
+	ph->fa_max = cfg->fault_around > VMS_PH_MAX_FAULT_AROUND_PAGES
+			     ? VMS_PH_MAX_FAULT_AROUND_PAGES
+			     : cfg->fault_around;
 	ph->chunk_pages = vms_bytes_to_pages(VMS_PH_MAX_CHUNK_BYTES);
 	if (!ph->chunk_pages)
 		ph->chunk_pages = 1;
@@ -436,8 +437,8 @@ static uint64_t fa_window(struct vms_page_handler *ph, uint64_t pgoff, struct fa
  * leave staging (*filled of them); a neighbour the copy did not reach stays
  * staged. Under the state lock.
  */
-static int fault_staged(struct vms_page_handler *ph, int uffd, struct ph_region *r,
-			uint64_t pgoff, uint64_t n, uint64_t *filled)
+static int fault_staged(struct vms_page_handler *ph, int uffd, struct ph_region *r, uint64_t pgoff,
+			uint64_t n, uint64_t *filled)
 {
 	uint64_t ps = vms_page_size(), dst = region_addr(r, pgoff), done = 0, k, i;
 	int ret;
@@ -512,8 +513,8 @@ int vms_ph_fault(struct vms_page_handler *ph, int uffd, uint64_t addr)
 				buf_slot = slot;
 				unlock_state(ph);
 				if (!buf)
-					buf = ps <= sizeof(stack_buf) ? (uint8_t *)stack_buf :
-									 malloc(ps);
+					buf = ps <= sizeof(stack_buf) ? (uint8_t *)stack_buf
+								      : malloc(ps);
 				ret = buf ? vms_swap_file_read(&ph->sf, slot, buf, 1) : -ENOMEM;
 				lock_state(ph);
 				if (ret) {
@@ -528,7 +529,8 @@ int vms_ph_fault(struct vms_page_handler *ph, int uffd, uint64_t addr)
 			if (!ret) {
 				r->copied_from_file++;
 			} else if (ret == -EEXIST) {
-				vms_log(VMS_LOG_WARN, "page handler: swapped page %#llx was resident",
+				vms_log(VMS_LOG_WARN,
+					"page handler: swapped page %#llx was resident",
 					(unsigned long long)dst);
 				ret = vms_uffd_wake(uffd, dst, ps);
 				r->redundant++;
@@ -625,9 +627,9 @@ struct move_ctx {
 	struct move_piece *pieces;
 	struct move_window *windows;
 	size_t nwindows;
-	size_t next; /* atomic: next window to take */
-	int err; /* atomic: first error */
-	uint64_t moved; /* atomic */
+	size_t next;	 /* atomic: next window to take */
+	int err;	 /* atomic: first error */
+	uint64_t moved;	 /* atomic */
 	bool no_copy_fd; /* atomic: copy_file_range from the memfd does not work */
 };
 
@@ -754,8 +756,8 @@ static int plan_move(struct move_ctx *c, size_t *npieces_out)
 			uint64_t e = he < wend ? he : wend;
 
 			if (np == cap) {
-				void *p = realloc(c->pieces, (cap = cap ? 2 * cap : 64) *
-								     sizeof(*c->pieces));
+				void *p = realloc(c->pieces,
+						  (cap = cap ? 2 * cap : 64) * sizeof(*c->pieces));
 
 				if (!p)
 					return -ENOMEM;
@@ -763,8 +765,9 @@ static int plan_move(struct move_ctx *c, size_t *npieces_out)
 			}
 			if (win != last_win) {
 				if (nw == wcap) {
-					void *p = realloc(c->windows, (wcap = wcap ? 2 * wcap : 64) *
-									      sizeof(*c->windows));
+					void *p =
+						realloc(c->windows, (wcap = wcap ? 2 * wcap : 64) *
+									    sizeof(*c->windows));
 
 					if (!p)
 						return -ENOMEM;
@@ -873,8 +876,7 @@ int vms_ph_move_all_to_staging(struct vms_page_handler *ph, uint64_t *moved)
  * from the memfd when it can (no page tables for staging, so the punch after it
  * has nothing to unmap), else from the staging mapping.
  */
-static int swap_out_write(struct vms_page_handler *ph, uint64_t pgoff, uint32_t slot,
-			  uint64_t n)
+static int swap_out_write(struct vms_page_handler *ph, uint64_t pgoff, uint32_t slot, uint64_t n)
 {
 	int ret = -EOPNOTSUPP;
 
@@ -887,8 +889,7 @@ static int swap_out_write(struct vms_page_handler *ph, uint64_t pgoff, uint32_t 
 #ifdef MADV_POPULATE_READ
 	/* Map the source in one call rather than one fault per 16 pages (5.14+; a
 	 * failure only costs those faults). */
-	(void)madvise(vms_staging_page(&ph->st, pgoff), vms_pages_to_bytes(n),
-		      MADV_POPULATE_READ);
+	(void)madvise(vms_staging_page(&ph->st, pgoff), vms_pages_to_bytes(n), MADV_POPULATE_READ);
 #endif
 	return vms_swap_file_write(&ph->sf, slot, vms_staging_page(&ph->st, pgoff), n);
 }
@@ -918,7 +919,8 @@ static int swap_out_run(struct vms_page_handler *ph, uint64_t max_pages, uint64_
 	}
 	/* The file does not care about region boundaries: runs may cross them. */
 	n = vms_bitmap_next_clear(&ph->ps.staged, p,
-				  p + max_pages < ph->npages ? p + max_pages : ph->npages) - p;
+				  p + max_pages < ph->npages ? p + max_pages : ph->npages) -
+	    p;
 	for (i = 0; i < n; i++) {
 		slots[i] = vms_ps_slot(&ph->ps, p + i);
 		fresh[i] = slots[i] == VMS_PS_NO_SLOT;
@@ -1048,7 +1050,8 @@ int vms_ph_trim(struct vms_page_handler *ph, struct vms_ph_trim *t, uint64_t max
 				zlen = 1;
 			}
 			zero++;
-		} else if (vms_ps_slot(&ph->ps, p) != VMS_PS_NO_SLOT && !vms_ps_present(&ph->ps, p)) {
+		} else if (vms_ps_slot(&ph->ps, p) != VMS_PS_NO_SLOT &&
+			   !vms_ps_present(&ph->ps, p)) {
 			cand[ncand] = p;
 			slots[ncand++] = vms_ps_slot(&ph->ps, p);
 		}
@@ -1074,8 +1077,8 @@ int vms_ph_trim(struct vms_page_handler *ph, struct vms_ph_trim *t, uint64_t max
 		return ret;
 	}
 	for (i = 0; i < ncand; i++)
-		if (memcmp(ph->job_buf + vms_pages_to_bytes(i),
-			   vms_staging_page(&ph->st, cand[i]), ps))
+		if (memcmp(ph->job_buf + vms_pages_to_bytes(i), vms_staging_page(&ph->st, cand[i]),
+			   ps))
 			cand[i] = UINT64_MAX;
 
 	lock_state(ph);
@@ -1106,8 +1109,8 @@ int vms_ph_trim(struct vms_page_handler *ph, struct vms_ph_trim *t, uint64_t max
 /* ---- swap-in ---- */
 
 /* Fill the run of staged pages at p (under the state lock). */
-static int swap_in_staged(struct vms_page_handler *ph, int uffd, uint64_t p,
-			  uint64_t max_pages, uint64_t *filled, uint64_t *freed)
+static int swap_in_staged(struct vms_page_handler *ph, int uffd, uint64_t p, uint64_t max_pages,
+			  uint64_t *filled, uint64_t *freed)
 {
 	struct ph_region *r = pgoff_region(ph, p);
 	uint64_t lim = region_end_pgoff(r), n, k, done = 0;
@@ -1171,8 +1174,7 @@ static int swap_in_read(struct vms_page_handler *ph, const uint32_t *slots, uint
  * returns with the state lock held; drops it for the file I/O. Pages faulted in
  * (CLEARED) or removed meanwhile are skipped, so *filled may be 0.
  */
-static int swap_in_file(struct vms_page_handler *ph, int uffd, uint64_t max_pages,
-			uint64_t *filled)
+static int swap_in_file(struct vms_page_handler *ph, int uffd, uint64_t max_pages, uint64_t *filled)
 {
 	uint64_t p, q, n, i, j, k, done, pf, npf = 0;
 	uint32_t *slots = ph->job_slots;
@@ -1194,8 +1196,8 @@ static int swap_in_file(struct vms_page_handler *ph, int uffd, uint64_t max_page
 		uint32_t s0 = vms_ps_slot(&ph->ps, pf);
 
 		q = vms_bitmap_next_clear(&ph->ps.present, pf,
-					  pf + max_pages < ph->npages ? pf + max_pages :
-								       ph->npages);
+					  pf + max_pages < ph->npages ? pf + max_pages
+								      : ph->npages);
 		for (npf = 1; pf + npf < q && vms_ps_slot(&ph->ps, pf + npf) == s0 + npf; npf++)
 			;
 		pf = s0;
@@ -1227,8 +1229,8 @@ static int swap_in_file(struct vms_page_handler *ph, int uffd, uint64_t max_page
 				(!mapped || slots[j] == slots[j - 1] + 1);
 		     j++)
 			;
-		src = mapped ? vms_swap_file_slot_map(&ph->sf, slots[i]) :
-			       ph->job_buf + vms_pages_to_bytes(i);
+		src = mapped ? vms_swap_file_slot_map(&ph->sf, slots[i])
+			     : ph->job_buf + vms_pages_to_bytes(i);
 		done = 0;
 		ret = vms_uffd_copy(uffd, region_addr(r, p + i), src, vms_pages_to_bytes(j - i), 0,
 				    &done);
@@ -1238,7 +1240,8 @@ static int swap_in_file(struct vms_page_handler *ph, int uffd, uint64_t max_page
 		r->swap_in += k;
 		*filled += k;
 		if (ret == -EEXIST) {
-			vms_log(VMS_LOG_WARN, "page handler: swap-in: swapped page %#llx was resident",
+			vms_log(VMS_LOG_WARN,
+				"page handler: swap-in: swapped page %#llx was resident",
 				(unsigned long long)region_addr(r, p + i + k));
 			vms_ps_set_cleared(&ph->ps, p + i + k);
 			j = i + k + 1;
@@ -1259,8 +1262,7 @@ static int swap_in_file(struct vms_page_handler *ph, int uffd, uint64_t max_page
 	return ret;
 }
 
-int vms_ph_swap_in(struct vms_page_handler *ph, int uffd, uint64_t max_pages,
-		   uint64_t *filled)
+int vms_ph_swap_in(struct vms_page_handler *ph, int uffd, uint64_t max_pages, uint64_t *filled)
 {
 	uint64_t p, freed;
 	int ret = 0;

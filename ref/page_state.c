@@ -22,8 +22,7 @@ int vms_bitmap_init(struct vms_bitmap *bm, uint64_t nbits)
 {
 	/* At least one word each so that the scans never see a NULL array. */
 	bm->words = calloc(nwords(nbits) ? nwords(nbits) : 1, sizeof(uint64_t));
-	bm->summary = calloc(nwords(nwords(nbits)) ? nwords(nwords(nbits)) : 1,
-			     sizeof(uint64_t));
+	bm->summary = calloc(nwords(nwords(nbits)) ? nwords(nwords(nbits)) : 1, sizeof(uint64_t));
 	bm->nbits = nbits;
 	bm->count = 0;
 	if (!bm->words || !bm->summary) {

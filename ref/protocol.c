@@ -15,10 +15,14 @@
 #include <vmmswap/protocol.h>
 
 static const char *const cmd_names[VMS_CMD_MAX] = {
-	[VMS_CMD_ENABLE] = "Enable",	   [VMS_CMD_TRIM] = "Trim",
-	[VMS_CMD_SWAP_OUT] = "SwapOut",	   [VMS_CMD_DISABLE] = "Disable",
-	[VMS_CMD_STATUS] = "Status",	   [VMS_CMD_EXIT] = "Exit",
-	[VMS_CMD_PROCESS_FORKED] = "ProcessForked", [VMS_CMD_INFO] = "Info",
+	[VMS_CMD_ENABLE] = "Enable",
+	[VMS_CMD_TRIM] = "Trim",
+	[VMS_CMD_SWAP_OUT] = "SwapOut",
+	[VMS_CMD_DISABLE] = "Disable",
+	[VMS_CMD_STATUS] = "Status",
+	[VMS_CMD_EXIT] = "Exit",
+	[VMS_CMD_PROCESS_FORKED] = "ProcessForked",
+	[VMS_CMD_INFO] = "Info",
 };
 
 const char *vms_cmd_name(int cmd)
@@ -66,8 +70,7 @@ static int wait_fd(int fd, short events, int64_t deadline)
 	}
 }
 
-static int send_msg(int sock, const void *buf, size_t len, const int *fds, size_t nfds,
-		    int flags)
+static int send_msg(int sock, const void *buf, size_t len, const int *fds, size_t nfds, int flags)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * VMS_PROTO_MAX_FDS)];
@@ -154,7 +157,7 @@ enum vms_fd_kind vms_proto_fd_kind(int fd)
 static int validate_cmd(const struct vms_msg_cmd *m, ssize_t len, const int *fds, size_t nfds)
 {
 	static const enum vms_fd_kind want[VMS_PROTO_MAX_FDS] = { VMS_FD_SOCKET, VMS_FD_UFFD,
-								   VMS_FD_PIDFD };
+								  VMS_FD_PIDFD };
 
 	if (len != (ssize_t)sizeof(*m) || m->magic != VMS_PROTO_MAGIC)
 		return -EBADMSG;
@@ -174,8 +177,7 @@ static int validate_cmd(const struct vms_msg_cmd *m, ssize_t len, const int *fds
 	return 0;
 }
 
-int vms_proto_recv_cmd(int sock, struct vms_msg_cmd *msg, int *fds, size_t *nfds,
-		       int *reply_fd)
+int vms_proto_recv_cmd(int sock, struct vms_msg_cmd *msg, int *fds, size_t *nfds, int *reply_fd)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * (VMS_PROTO_MAX_FDS + 1))];
@@ -229,8 +231,8 @@ int vms_proto_recv_cmd(int sock, struct vms_msg_cmd *msg, int *fds, size_t *nfds
 	return ret;
 }
 
-static int send_reply(int sock, const struct vms_reply *reply,
-		      const struct vms_swap_status *status, const struct vms_monitor_info *info)
+static int send_reply(int sock, const struct vms_reply *reply, const struct vms_swap_status *status,
+		      const struct vms_monitor_info *info)
 {
 	struct vms_msg_reply m = {
 		.magic = VMS_PROTO_MAGIC,

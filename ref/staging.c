@@ -56,8 +56,7 @@ void vms_staging_destroy(struct vms_staging *st)
 	st->memfd = -1;
 }
 
-int vms_staging_write(struct vms_staging *st, uint64_t pgoff, const void *src,
-		      uint64_t npages)
+int vms_staging_write(struct vms_staging *st, uint64_t pgoff, const void *src, uint64_t npages)
 {
 	uint64_t off = vms_pgoff_to_addr(pgoff), len = vms_pages_to_bytes(npages);
 	const uint8_t *p = src;
@@ -97,7 +96,8 @@ int vms_staging_copy_fd(struct vms_staging *st, uint64_t pgoff, int src_fd, uint
 				continue;
 			/* Nothing copied yet and no in-kernel path (other fs, old kernel). */
 			if ((errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
-			     errno == EOPNOTSUPP) && in == (off64_t)src_off)
+			     errno == EOPNOTSUPP) &&
+			    in == (off64_t)src_off)
 				return -EOPNOTSUPP;
 			return -errno;
 		}

@@ -9,7 +9,10 @@
 
 #include <vmmswap/state_machine.h>
 
+/* One table cell per line reads better than a reflowed macro. */
+/* clang-format off */
 #define E(act, ab, nx) { .action = VMS_ACT_##act, .abort_job = ab, .next = nx }
+/* clang-format on */
 #define IGN E(IGNORE, false, -1)
 
 /* Column order: Enable, Trim, SwapOut, Disable, Exit. */
@@ -59,12 +62,23 @@ const struct vms_sm_entry *vms_sm_lookup(int state, int cmd)
 	int col;
 
 	switch (cmd) {
-	case VMS_CMD_ENABLE: col = C_ENABLE; break;
-	case VMS_CMD_TRIM: col = C_TRIM; break;
-	case VMS_CMD_SWAP_OUT: col = C_SWAP_OUT; break;
-	case VMS_CMD_DISABLE: col = C_DISABLE; break;
-	case VMS_CMD_EXIT: col = C_EXIT; break;
-	default: return NULL;
+	case VMS_CMD_ENABLE:
+		col = C_ENABLE;
+		break;
+	case VMS_CMD_TRIM:
+		col = C_TRIM;
+		break;
+	case VMS_CMD_SWAP_OUT:
+		col = C_SWAP_OUT;
+		break;
+	case VMS_CMD_DISABLE:
+		col = C_DISABLE;
+		break;
+	case VMS_CMD_EXIT:
+		col = C_EXIT;
+		break;
+	default:
+		return NULL;
 	}
 	if (state < 0 || state >= VMS_SWAP_NR_STATES)
 		return NULL;

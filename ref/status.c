@@ -37,12 +37,12 @@ int vms_swap_state_parse(const char *name, int *state)
 	return -EINVAL;
 }
 
-#define JSON_FMT                                                                           \
-	"{\"state\":\"%s\",\"metrics\":{\"resident_pages\":%" PRIu64                        \
-	",\"copied_from_file_pages\":%" PRIu64 ",\"copied_from_staging_pages\":%" PRIu64    \
-	",\"zeroed_pages\":%" PRIu64 ",\"redundant_pages\":%" PRIu64                        \
-	",\"staging_pages\":%" PRIu64 ",\"swap_pages\":%" PRIu64                            \
-	"},\"state_transition\":{\"pages\":%" PRIu64 ",\"time_ms\":%" PRIu64 "}}"
+#define JSON_FMT                                                                                   \
+	"{\"state\":\"%s\",\"metrics\":{\"resident_pages\":%" PRIu64                               \
+	",\"copied_from_file_pages\":%" PRIu64 ",\"copied_from_staging_pages\":%" PRIu64           \
+	",\"zeroed_pages\":%" PRIu64 ",\"redundant_pages\":%" PRIu64 ",\"staging_pages\":%" PRIu64 \
+	",\"swap_pages\":%" PRIu64 "},\"state_transition\":{\"pages\":%" PRIu64                    \
+	",\"time_ms\":%" PRIu64 "}}"
 
 int vms_swap_status_json(const struct vms_swap_status *st, char *buf, size_t len)
 {
@@ -97,17 +97,25 @@ static int parse_u64(const char **p, uint64_t *v)
 int vms_swap_status_parse_json(const char *json, struct vms_swap_status *st)
 {
 	static const char *const keys[] = {
-		",\"metrics\":{\"resident_pages\":", ",\"copied_from_file_pages\":",
-		",\"copied_from_staging_pages\":",   ",\"zeroed_pages\":",
-		",\"redundant_pages\":",	     ",\"staging_pages\":",
-		",\"swap_pages\":",		     "},\"state_transition\":{\"pages\":",
+		",\"metrics\":{\"resident_pages\":",
+		",\"copied_from_file_pages\":",
+		",\"copied_from_staging_pages\":",
+		",\"zeroed_pages\":",
+		",\"redundant_pages\":",
+		",\"staging_pages\":",
+		",\"swap_pages\":",
+		"},\"state_transition\":{\"pages\":",
 		",\"time_ms\":",
 	};
 	uint64_t *fields[] = {
-		&st->metrics.resident_pages,	   &st->metrics.copied_from_file_pages,
-		&st->metrics.copied_from_staging_pages, &st->metrics.zeroed_pages,
-		&st->metrics.redundant_pages,	   &st->metrics.staging_pages,
-		&st->metrics.swap_pages,	   &st->state_transition.pages,
+		&st->metrics.resident_pages,
+		&st->metrics.copied_from_file_pages,
+		&st->metrics.copied_from_staging_pages,
+		&st->metrics.zeroed_pages,
+		&st->metrics.redundant_pages,
+		&st->metrics.staging_pages,
+		&st->metrics.swap_pages,
+		&st->state_transition.pages,
 		&st->state_transition.time_ms,
 	};
 	const char *p = json, *q;

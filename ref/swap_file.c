@@ -35,8 +35,8 @@ int vms_swap_file_open(struct vms_swap_file *sf, const char *dir, uint64_t max_s
 	}
 	if (max_slots) {
 		/* Address space only; without it swap-in falls back to pread. */
-		void *p = mmap(NULL, vms_pages_to_bytes(max_slots), PROT_READ, MAP_SHARED,
-			       sf->fd, 0);
+		void *p =
+			mmap(NULL, vms_pages_to_bytes(max_slots), PROT_READ, MAP_SHARED, sf->fd, 0);
 
 		sf->map = p == MAP_FAILED ? NULL : p;
 	}
@@ -100,8 +100,7 @@ static bool take_injected(struct vms_swap_file *sf, int *err)
 	return e != 0;
 }
 
-int vms_swap_file_write(struct vms_swap_file *sf, uint32_t slot, const void *buf,
-			uint64_t nslots)
+int vms_swap_file_write(struct vms_swap_file *sf, uint32_t slot, const void *buf, uint64_t nslots)
 {
 	uint64_t off = vms_pgoff_to_addr(slot), len = vms_pages_to_bytes(nslots);
 	const uint8_t *p = buf;
@@ -140,8 +139,8 @@ int vms_swap_file_write(struct vms_swap_file *sf, uint32_t slot, const void *buf
 	return 0;
 }
 
-int vms_swap_file_write_fd(struct vms_swap_file *sf, uint32_t slot, int src_fd,
-			   uint64_t src_off, uint64_t nslots)
+int vms_swap_file_write_fd(struct vms_swap_file *sf, uint32_t slot, int src_fd, uint64_t src_off,
+			   uint64_t nslots)
 {
 	uint64_t off = vms_pgoff_to_addr(slot), len = vms_pages_to_bytes(nslots);
 	off_t in = (off_t)src_off;

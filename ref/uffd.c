@@ -111,8 +111,8 @@ int vms_uffd_probe(unsigned int flags, uint64_t *offered_out, uint64_t *ioctls_o
 	return 0;
 }
 
-int vms_uffd_register(int fd, uint64_t start, uint64_t len, uint64_t mode,
-		      uint64_t need_ioctls, uint64_t *ioctls_out)
+int vms_uffd_register(int fd, uint64_t start, uint64_t len, uint64_t mode, uint64_t need_ioctls,
+		      uint64_t *ioctls_out)
 {
 	struct uffdio_register reg = {
 		.range = { .start = start, .len = len },
@@ -174,7 +174,10 @@ int vms_uffd_copy(int fd, uint64_t dst, const void *src, uint64_t len, uint64_t 
 		  uint64_t *done)
 {
 	struct uffdio_copy c = {
-		.dst = dst, .src = (uint64_t)(uintptr_t)src, .len = len, .mode = mode,
+		.dst = dst,
+		.src = (uint64_t)(uintptr_t)src,
+		.len = len,
+		.mode = mode,
 	};
 
 	return fill_ioctl(fd, UFFDIO_COPY, &c, &c.copy, len, done);
@@ -201,8 +204,7 @@ int vms_uffd_poison(int fd, uint64_t dst, uint64_t len, uint64_t mode, uint64_t 
 	return fill_ioctl(fd, UFFDIO_POISON, &p, &p.updated, len, done);
 }
 
-int vms_uffd_move(int fd, uint64_t dst, uint64_t src, uint64_t len, uint64_t mode,
-		  uint64_t *done)
+int vms_uffd_move(int fd, uint64_t dst, uint64_t src, uint64_t len, uint64_t mode, uint64_t *done)
 {
 	struct uffdio_move m = { .dst = dst, .src = src, .len = len, .mode = mode };
 
@@ -299,7 +301,9 @@ const char *vms_uffd_event_name(uint8_t event)
 	return "UNKNOWN";
 }
 
+/* clang-format off */
 #define BIT_NAME(b) { b, #b }
+/* clang-format on */
 
 const struct vms_uffd_bit_name vms_uffd_feature_names[] = {
 	BIT_NAME(UFFD_FEATURE_PAGEFAULT_FLAG_WP),

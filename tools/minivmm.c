@@ -311,7 +311,7 @@ static int swap_status(struct vmm *m, struct vms_swap_status *st, char *json, si
 static void do_swap(struct vmm *m, struct req *q, struct reply *r)
 {
 	const char *op = req_str(q, "op");
-	struct vms_reply vr = {0};
+	struct vms_reply vr = { 0 };
 	uint64_t slow = 0;
 	char desc[128];
 	int ret;
@@ -398,16 +398,16 @@ static const struct {
 	uint32_t cmd;
 	bool range, seed;
 } guest_ops[] = {
-	{"ping", VMS_GCMD_PING, false, false},
-	{"fill", VMS_GCMD_FILL, true, true},
-	{"verify", VMS_GCMD_VERIFY, true, true},
-	{"verify-zero", VMS_GCMD_VERIFY_ZERO, true, false},
-	{"read-touch", VMS_GCMD_READ_TOUCH, true, false},
-	{"write-touch", VMS_GCMD_WRITE_TOUCH, true, false},
-	{"checksum", VMS_GCMD_CHECKSUM, true, false},
-	{"writer-start", VMS_GCMD_WRITER, true, true},
-	{"inflate", VMS_GCMD_INFLATE, true, false},
-	{"deflate", VMS_GCMD_DEFLATE, true, false},
+	{ "ping", VMS_GCMD_PING, false, false },
+	{ "fill", VMS_GCMD_FILL, true, true },
+	{ "verify", VMS_GCMD_VERIFY, true, true },
+	{ "verify-zero", VMS_GCMD_VERIFY_ZERO, true, false },
+	{ "read-touch", VMS_GCMD_READ_TOUCH, true, false },
+	{ "write-touch", VMS_GCMD_WRITE_TOUCH, true, false },
+	{ "checksum", VMS_GCMD_CHECKSUM, true, false },
+	{ "writer-start", VMS_GCMD_WRITER, true, true },
+	{ "inflate", VMS_GCMD_INFLATE, true, false },
+	{ "deflate", VMS_GCMD_DEFLATE, true, false },
 };
 
 static const char *guest_err_name(int status)
@@ -581,7 +581,7 @@ static bool need_device(struct vmm *m, struct req *q, struct reply *r, struct mi
 static void do_dma(struct vmm *m, struct req *q, struct reply *r)
 {
 	const char *op = req_str(q, "op");
-	struct minivm_dev_msg msg = {0};
+	struct minivm_dev_msg msg = { 0 };
 	struct minivm_dev_reply dr;
 	struct minivm_device *d;
 	int ret;
@@ -975,7 +975,7 @@ static int map_boot(struct vmm *m)
 static int launch_swap(struct vmm *m)
 {
 	struct vms_region regions[MINIVM_RAM_MAX_REGIONS];
-	struct vms_controller_opts co = {0};
+	struct vms_controller_opts co = { 0 };
 	int i, ret;
 
 	for (i = 0; i < m->ram.nr; i++) {
@@ -1028,7 +1028,7 @@ static int setup_vm(struct vmm *m)
 /* Has the monitor exited? Looks without reaping it: the controller does that. */
 static bool monitor_died(struct vmm *m)
 {
-	siginfo_t si = {0};
+	siginfo_t si = { 0 };
 	pid_t pid;
 
 	if (!m->ctl)
@@ -1067,9 +1067,9 @@ static bool handle_sigchld(struct vmm *m)
 static int main_loop(struct vmm *m, int sfd)
 {
 	struct pollfd pfd[3] = {
-		{.fd = m->listen_fd, .events = POLLIN},
-		{.fd = sfd, .events = POLLIN},
-		{.fd = m->shutdown_efd, .events = POLLIN},
+		{ .fd = m->listen_fd, .events = POLLIN },
+		{ .fd = sfd, .events = POLLIN },
+		{ .fd = m->shutdown_efd, .events = POLLIN },
 	};
 	struct signalfd_siginfo si;
 	int ret;
@@ -1181,18 +1181,18 @@ static const char *find_default_guest(void)
 static int parse_opts(int argc, char **argv, struct vmm_opts *o)
 {
 	static const struct option longopts[] = {
-		{"mem", required_argument, NULL, 'm'},
-		{"vcpus", required_argument, NULL, 'c'},
-		{"devices", required_argument, NULL, 'd'},
-		{"swap-dir", required_argument, NULL, 'w'},
-		{"socket", required_argument, NULL, 's'},
-		{"guest", required_argument, NULL, 'g'},
-		{"balloon-mode", required_argument, NULL, 'b'},
-		{"no-swap", no_argument, NULL, 'N'},
-		{"fault-around", required_argument, NULL, 'F'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{ "mem", required_argument, NULL, 'm' },
+		{ "vcpus", required_argument, NULL, 'c' },
+		{ "devices", required_argument, NULL, 'd' },
+		{ "swap-dir", required_argument, NULL, 'w' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "guest", required_argument, NULL, 'g' },
+		{ "balloon-mode", required_argument, NULL, 'b' },
+		{ "no-swap", no_argument, NULL, 'N' },
+		{ "fault-around", required_argument, NULL, 'F' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
@@ -1343,7 +1343,7 @@ int main(int argc, char **argv)
 	}
 	/* A device that failed to register must not be mistaken for a running one. */
 	for (i = 0; i < m->nr_devs; i++) {
-		struct minivm_dev_msg ping = {.op = MINIVM_DEV_PING};
+		struct minivm_dev_msg ping = { .op = MINIVM_DEV_PING };
 		struct minivm_dev_reply pr;
 
 		ret = minivm_device_request(&m->devs[i], &ping, &pr, DEVICE_TIMEOUT_MS + 5000);

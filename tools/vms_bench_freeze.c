@@ -92,9 +92,8 @@ static int cmp_u64(const void *a, const void *b)
 static void report(const char *what, uint64_t *v, int n)
 {
 	qsort(v, (size_t)n, sizeof(*v), cmp_u64);
-	printf("%-7s min %7llu us  median %7llu us  max %7llu us\n", what,
-	       (unsigned long long)v[0], (unsigned long long)v[n / 2],
-	       (unsigned long long)v[n - 1]);
+	printf("%-7s min %7llu us  median %7llu us  max %7llu us\n", what, (unsigned long long)v[0],
+	       (unsigned long long)v[n / 2], (unsigned long long)v[n - 1]);
 }
 
 int main(int argc, char **argv)

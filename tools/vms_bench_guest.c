@@ -500,18 +500,18 @@ static int raw_fill(struct server *s, uint64_t addr)
 	int ret;
 
 	if (s->src) {
-		struct uffdio_copy c = {.dst = page,
-					.src = (uint64_t)(uintptr_t)(s->src + (page - s->base)),
-					.len = PAGE};
+		struct uffdio_copy c = { .dst = page,
+					 .src = (uint64_t)(uintptr_t)(s->src + (page - s->base)),
+					 .len = PAGE };
 
 		ret = ioctl(s->uffd, UFFDIO_COPY, &c);
 	} else {
-		struct uffdio_zeropage z = {.range = {.start = page, .len = PAGE}};
+		struct uffdio_zeropage z = { .range = { .start = page, .len = PAGE } };
 
 		ret = ioctl(s->uffd, UFFDIO_ZEROPAGE, &z);
 	}
 	if (ret && errno == EEXIST) {
-		struct uffdio_range r = {.start = page, .len = PAGE};
+		struct uffdio_range r = { .start = page, .len = PAGE };
 
 		ret = ioctl(s->uffd, UFFDIO_WAKE, &r);
 	}
@@ -534,8 +534,8 @@ static void *server_main(void *arg)
 		return NULL;
 	}
 	for (;;) {
-		struct pollfd pfd[2] = {{.fd = s->uffd, .events = POLLIN},
-					{.fd = s->stop_fd, .events = POLLIN}};
+		struct pollfd pfd[2] = { { .fd = s->uffd, .events = POLLIN },
+					 { .fd = s->stop_fd, .events = POLLIN } };
 
 		ret = poll(pfd, 2, nkept ? 1 : WAIT_MS);
 		if (ret < 0 && errno == EINTR)
@@ -613,7 +613,7 @@ static int server_start(struct server *s, const struct fp_cfg *c, unsigned int n
 	}
 	for (j = 0; j < (c->servers ? c->servers : nv) && j < MAX_SERVERS; j++) {
 		s->cpu[j] = server_cpu(c, nv, j);
-		server_args[j] = (struct server_arg){s, j};
+		server_args[j] = (struct server_arg){ s, j };
 		ret = -pthread_create(&s->th[j], NULL, server_main, &server_args[j]);
 		if (ret)
 			return ret;
@@ -727,8 +727,8 @@ static int run_limit(unsigned int nv, uint64_t len, const struct fp_cfg *c, bool
 	uint8_t *dst = NULL, *src = NULL;
 	struct toucher t[MAX_VCPUS];
 	pthread_t th[MAX_VCPUS];
-	struct server s = {.uffd = -1, .stop_fd = -1};
-	struct vms_uffd u = {.fd = -1};
+	struct server s = { .uffd = -1, .stop_fd = -1 };
+	struct vms_uffd u = { .fd = -1 };
 	pthread_barrier_t bar;
 	int dfd = -1, sfd = -1, ret;
 	uint64_t pages = len / PAGE, t0 = UINT64_MAX, end = 0, i;
@@ -759,11 +759,11 @@ static int run_limit(unsigned int nv, uint64_t len, const struct fp_cfg *c, bool
 	if (ret)
 		goto out_server;
 	for (k = 0; k < nv; k++) {
-		t[k] = (struct toucher){.mem = dst + k * (pages / nv) * PAGE,
-					.pages =
-						k + 1 == nv ? pages - k * (pages / nv) : pages / nv,
-					.cpu = vcpu_cpu(c, nv, k),
-					.bar = &bar};
+		t[k] = (struct toucher){ .mem = dst + k * (pages / nv) * PAGE,
+					 .pages = k + 1 == nv ? pages - k * (pages / nv)
+							      : pages / nv,
+					 .cpu = vcpu_cpu(c, nv, k),
+					 .bar = &bar };
 		ret = -pthread_create(&th[k], NULL, toucher_main, &t[k]);
 		if (ret) {
 			fprintf(stderr, "vms_bench_guest: pthread_create: %s\n", strerror(-ret));
@@ -822,7 +822,7 @@ static void swapenv_destroy(struct swapenv *w)
 static int swapenv_create(struct swapenv *w, unsigned int nv, uint64_t len, const char *dir)
 {
 	struct vms_ph_region r;
-	struct vms_ph_config cfg = {.regions = &r, .nregions = 1, .swap_dir = dir};
+	struct vms_ph_config cfg = { .regions = &r, .nregions = 1, .swap_dir = dir };
 	int ret;
 
 	memset(w, 0, sizeof(*w));
@@ -839,8 +839,9 @@ static int swapenv_create(struct swapenv *w, unsigned int nv, uint64_t len, cons
 					NULL);
 	if (ret)
 		goto err;
-	r = (struct vms_ph_region){
-		.addr = (uint64_t)(uintptr_t)w->e.ram, .len = len, .memfd = w->e.ram_fd};
+	r = (struct vms_ph_region){ .addr = (uint64_t)(uintptr_t)w->e.ram,
+				    .len = len,
+				    .memfd = w->e.ram_fd };
 	ret = vms_ph_create(&cfg, &w->ph);
 	if (ret)
 		goto err;
@@ -1165,11 +1166,14 @@ static int run_monitor(unsigned int nv, uint64_t len, const char *dir, const str
 	ret = env_create(&e, nv, len);
 	if (ret)
 		return ret;
-	reg = (struct vms_region){
-		.addr = (uint64_t)(uintptr_t)e.ram, .len = len, .memfd = e.ram_fd};
-	o = (struct vms_controller_opts){
-		.regions = &reg, .nregions = 1, .swap_dir = dir, .flags = VMS_CTL_NO_FREEZE,
-		.fault_around_pages = around};
+	reg = (struct vms_region){ .addr = (uint64_t)(uintptr_t)e.ram,
+				   .len = len,
+				   .memfd = e.ram_fd };
+	o = (struct vms_controller_opts){ .regions = &reg,
+					  .nregions = 1,
+					  .swap_dir = dir,
+					  .flags = VMS_CTL_NO_FREEZE,
+					  .fault_around_pages = around };
 	if (coloc) {
 		pinned.pin = PIN_SAME; /* vCPU i on CPU i */
 		c = &pinned;
@@ -1190,14 +1194,15 @@ static int run_monitor(unsigned int nv, uint64_t len, const char *dir, const str
 		if (!ret)
 			ret = mon_enable(ctl, pages, NULL);
 		if (!ret)
-			ret = guest_pass(&e, c, coloc ? &f->mon_staging_coloc :
-							&f->mon_staging_around);
+			ret = guest_pass(&e, c,
+					 coloc ? &f->mon_staging_coloc : &f->mon_staging_around);
 		if (!ret)
 			ret = mon_check(ctl, "staging (fault-around)", pages, 0, 0);
 		if (!ret)
 			ret = vms_controller_info(ctl, &mi);
 		if (!ret && !coloc)
-			f->mon_around_share = (double)mi.fault_around_filled * 100.0 / (double)pages;
+			f->mon_around_share =
+				(double)mi.fault_around_filled * 100.0 / (double)pages;
 		if (!ret)
 			ret = mon_disable(ctl);
 		err = vms_controller_exit(ctl);
@@ -1392,17 +1397,17 @@ int main(int argc, char **argv)
 {
 	/* The default fault path and the variants, each lever alone. */
 	static const struct fp_cfg variants[] = {
-		{"base", 1, 1, PIN_NONE, 0},
-		{"batch", 1, EVENT_BATCH, PIN_NONE, 0},
-		{"pin-sep", 1, 1, PIN_SEP, 0},
-		{"pin-same", 1, 1, PIN_SAME, 0},
-		{"server-per-vcpu", 0, 1, PIN_NONE, 0},
-		{"around-64", 1, 1, PIN_NONE, 64},
-		{"around-512", 1, 1, PIN_NONE, 512},
-		{"server-per-vcpu+around-64", 0, 1, PIN_NONE, 64},
-		{"all", 1, EVENT_BATCH, PIN_AUTO, 64},
+		{ "base", 1, 1, PIN_NONE, 0 },
+		{ "batch", 1, EVENT_BATCH, PIN_NONE, 0 },
+		{ "pin-sep", 1, 1, PIN_SEP, 0 },
+		{ "pin-same", 1, 1, PIN_SAME, 0 },
+		{ "server-per-vcpu", 0, 1, PIN_NONE, 0 },
+		{ "around-64", 1, 1, PIN_NONE, 64 },
+		{ "around-512", 1, 1, PIN_NONE, 512 },
+		{ "server-per-vcpu+around-64", 0, 1, PIN_NONE, 64 },
+		{ "all", 1, EVENT_BATCH, PIN_AUTO, 64 },
 	};
-	static const struct fp_cfg colocated = {"colocated", 0, 1, PIN_SAME, 0};
+	static const struct fp_cfg colocated = { "colocated", 0, 1, PIN_SAME, 0 };
 	const size_t nvariants = sizeof(variants) / sizeof(variants[0]);
 	const struct fp_cfg *def = &variants[nvariants - 1], *vbase = &variants[0];
 	const char *dir = getenv("VMS_BENCH_DIR"), *json = "build/bench-guest.json";
@@ -1478,7 +1483,7 @@ int main(int argc, char **argv)
 
 	for (nv = 1; nv <= maxv; nv++) {
 		struct figures *f = &fig[nv - 1];
-		double vpps[sizeof(variants) / sizeof(variants[0])] = {0};
+		double vpps[sizeof(variants) / sizeof(variants[0])] = { 0 };
 		double pps;
 
 		ret = run_baseline(nv, len, def);
@@ -1582,7 +1587,8 @@ int main(int argc, char **argv)
 				add_row(name, "%", f->mon_around_share, NULL, 0);
 			}
 			if (f->have_mon_coloc) {
-				snprintf(name, sizeof(name), "%uv monitor staging [co-located]", nv);
+				snprintf(name, sizeof(name), "%uv monitor staging [co-located]",
+					 nv);
 				add_row(name, "pages/s", f->mon_staging_coloc, "limit",
 					f->limit_copy);
 			}

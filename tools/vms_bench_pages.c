@@ -58,7 +58,7 @@ static int fail(const char *what, int err)
 struct guest {
 	int memfd;
 	uint64_t len;
-	uint8_t *mem; /* registered */
+	uint8_t *mem;	/* registered */
 	uint8_t *alias; /* not registered */
 	struct vms_uffd u;
 };
@@ -94,9 +94,9 @@ static void guest_destroy(struct guest *g)
 
 static int handler_create(struct guest *g, const char *dir, struct vms_page_handler **ph)
 {
-	struct vms_ph_region r = {
-		.addr = (uint64_t)(uintptr_t)g->mem, .len = g->len, .memfd = g->memfd
-	};
+	struct vms_ph_region r = { .addr = (uint64_t)(uintptr_t)g->mem,
+				   .len = g->len,
+				   .memfd = g->memfd };
 	struct vms_ph_config cfg = { .regions = &r, .nregions = 1, .swap_dir = dir };
 
 	return vms_ph_create(&cfg, ph);
@@ -251,7 +251,8 @@ static int raw_swap_in(const char *dir, const uint8_t *buf, uint64_t len, double
 	for (off = 0; off < len && !ret; off += chunk) {
 		if (pread(fd, rbuf, chunk, (off_t)off) != (ssize_t)chunk)
 			return -EIO;
-		ret = vms_uffd_copy(g.u.fd, (uint64_t)(uintptr_t)g.mem + off, rbuf, chunk, 0, &done);
+		ret = vms_uffd_copy(g.u.fd, (uint64_t)(uintptr_t)g.mem + off, rbuf, chunk, 0,
+				    &done);
 	}
 	*mbs = (double)len / 1e6 / ((double)(now_ns() - t0) / 1e9);
 	guest_destroy(&g);
@@ -298,8 +299,8 @@ static int raw_swap_out(const char *dir, const uint8_t *buf, uint64_t len, doubl
  * (a cheaper operation than the one measured: no page allocation, no freeing);
  * the target line for that figure is the one printed with a target.
  */
-static void line(const char *what, double value, const char *unit, double limit,
-		 bool lower_better, double target)
+static void line(const char *what, double value, const char *unit, double limit, bool lower_better,
+		 double target)
 {
 	double ratio = value / limit;
 	bool ok = lower_better ? ratio <= target : ratio >= target;
@@ -309,9 +310,8 @@ static void line(const char *what, double value, const char *unit, double limit,
 		       value, unit, limit, unit, ratio);
 		return;
 	}
-	printf("%-40s %10.2f %-6s limit %10.2f %-6s ratio %5.2f  target %s %.2f  %s\n", what,
-	       value, unit, limit, unit, ratio, lower_better ? "<=" : ">=", target,
-	       ok ? "ok" : "MISSED");
+	printf("%-40s %10.2f %-6s limit %10.2f %-6s ratio %5.2f  target %s %.2f  %s\n", what, value,
+	       unit, limit, unit, ratio, lower_better ? "<=" : ">=", target, ok ? "ok" : "MISSED");
 }
 
 int main(int argc, char **argv)
@@ -322,7 +322,8 @@ int main(int argc, char **argv)
 	double ratio[3][3];
 	uint64_t best99[3] = { UINT64_MAX, UINT64_MAX, UINT64_MAX };
 	const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-	double w_raw = 0, r_raw = 0, so_raw = 0, pipe_mbs = 0, fresh_gibs = 0, secs, memcpy_gibs, scan_gibs;
+	double w_raw = 0, r_raw = 0, so_raw = 0, pipe_mbs = 0, fresh_gibs = 0, secs, memcpy_gibs,
+	       scan_gibs;
 	struct vms_page_handler *ph;
 	struct vms_ph_trim trim;
 	struct guest g;
@@ -409,8 +410,8 @@ int main(int argc, char **argv)
 		double *r = ratio[kind], med;
 
 		/* The median of the per-round ratios: both sides saw the same noise. */
-		med = r[0] > r[1] ? (r[1] > r[2] ? r[1] : (r[0] > r[2] ? r[2] : r[0])) :
-				    (r[0] > r[2] ? r[0] : (r[1] > r[2] ? r[2] : r[1]));
+		med = r[0] > r[1] ? (r[1] > r[2] ? r[1] : (r[0] > r[2] ? r[2] : r[0]))
+				  : (r[0] > r[2] ? r[0] : (r[1] > r[2] ? r[2] : r[1]));
 		printf("%-28s p50 %7.2f us  p99 %7.2f us  median per-round ratio to raw p50 "
 		       "%.2f (target <= 1.15) %s\n",
 		       names[kind], best50[kind] / 1e3, best99[kind] / 1e3, med,
@@ -434,8 +435,8 @@ int main(int argc, char **argv)
 		memcpy_gibs = secs > memcpy_gibs ? secs : memcpy_gibs;
 	}
 	{
-		uint8_t *fresh = mmap(NULL, len, PROT_READ | PROT_WRITE,
-				      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		uint8_t *fresh =
+			mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 		if (fresh == MAP_FAILED)
 			return fail("mmap", errno);
@@ -492,8 +493,8 @@ int main(int argc, char **argv)
 		return fail("move", ret ? ret : EIO);
 	line("move vs memcpy, hot buffers", (double)len / (1 << 30) / secs, "GiB/s", memcpy_gibs,
 	     false, 0);
-	line("move vs memcpy into new pages", (double)len / (1 << 30) / secs, "GiB/s",
-	     fresh_gibs, false, 0.5);
+	line("move vs memcpy into new pages", (double)len / (1 << 30) / secs, "GiB/s", fresh_gibs,
+	     false, 0.5);
 	t0 = now_ns();
 	do
 		ret = vms_ph_swap_out(ph, 512, &n);

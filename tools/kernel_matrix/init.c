@@ -110,12 +110,12 @@ static void guest_setup(void)
 		const char *src, *dir, *type;
 		unsigned long flags;
 	} mounts[] = {
-		{"devtmpfs", "/dev", "devtmpfs", MS_NOSUID},
-		{"proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC},
-		{"sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC},
-		{"tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV},
-		{"tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV},
-		{"debugfs", "/sys/kernel/debug", "debugfs", 0},
+		{ "devtmpfs", "/dev", "devtmpfs", MS_NOSUID },
+		{ "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC },
+		{ "sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC },
+		{ "tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV },
+		{ "tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV },
+		{ "debugfs", "/sys/kernel/debug", "debugfs", 0 },
 	};
 	char buf[64];
 	int fd;
@@ -233,7 +233,7 @@ static void prefix_feed(struct prefixer *p, const char *data, size_t n)
 static int run_one(const char *dir, const struct entry *e, unsigned int timeout_s)
 {
 	char cwd[512], prog[512];
-	struct prefixer pre = {.len = 0};
+	struct prefixer pre = { .len = 0 };
 	uint64_t deadline = now_ms() + (uint64_t)timeout_s * 1000;
 	int pfd[2], status = 0;
 	bool timed_out = false, eof = false;
@@ -266,7 +266,7 @@ static int run_one(const char *dir, const struct entry *e, unsigned int timeout_
 	setpgid(pid, pid);
 	close(pfd[1]);
 	while (!eof) {
-		struct pollfd p = {.fd = pfd[0], .events = POLLIN};
+		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
 		uint64_t now = now_ms();
 		char buf[1024];
 		ssize_t n;
@@ -303,9 +303,9 @@ static int run_one(const char *dir, const struct entry *e, unsigned int timeout_
 /* Kernel log lines that show a kernel bug (guest only: the log is ours alone). */
 static int check_kernel_log(void)
 {
-	static const char *const bad[] = {"WARNING:",		"BUG:",	       "Oops",
-					  "general protection", "Call Trace:", "kernel BUG",
-					  "RCU stall",		"hung_task",   "soft lockup"};
+	static const char *const bad[] = { "WARNING:",		 "BUG:",	"Oops",
+					   "general protection", "Call Trace:", "kernel BUG",
+					   "RCU stall",		 "hung_task",	"soft lockup" };
 	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	char rec[LINE_MAX_LEN];
 	int hits = 0;

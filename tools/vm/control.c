@@ -144,7 +144,7 @@ static long now_ms(void)
 int minivm_ctl_recv(int fd, char *buf, size_t size, size_t *len_out, int timeout_ms)
 {
 	long deadline = now_ms() + timeout_ms;
-	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	ssize_t n;
 	int ret;
 

@@ -150,8 +150,8 @@ static void crash_now(void)
 static __attribute__((noreturn)) void device_main(int id, int sock, const struct minivm_ram *ram,
 						  struct vms_controller *ctl, pid_t vmm)
 {
-	struct dev_child c = {.ram = ram, .sock = sock};
-	struct minivm_dev_reply busy = {.err = -EBUSY};
+	struct dev_child c = { .ram = ram, .sock = sock };
+	struct minivm_dev_reply busy = { .err = -EBUSY };
 	struct minivm_dev_msg m;
 	pthread_t worker;
 	char name[16];
@@ -192,7 +192,7 @@ static __attribute__((noreturn)) void device_main(int id, int sock, const struct
 		if (n <= 0)
 			_exit(0); /* the VMM closed our socket (or died) */
 		if (n != sizeof(m)) {
-			struct minivm_dev_reply bad = {.err = -EPROTO};
+			struct minivm_dev_reply bad = { .err = -EPROTO };
 
 			send(sock, &bad, sizeof(bad), MSG_NOSIGNAL);
 			continue;
@@ -263,7 +263,7 @@ bool minivm_device_alive(struct minivm_device *d)
 int minivm_device_request(struct minivm_device *d, const struct minivm_dev_msg *m,
 			  struct minivm_dev_reply *r, int timeout_ms)
 {
-	struct pollfd pfd = {.fd = d->sock, .events = POLLIN};
+	struct pollfd pfd = { .fd = d->sock, .events = POLLIN };
 	ssize_t n;
 	int ret;
 
@@ -302,8 +302,8 @@ out:
 
 int minivm_device_kill(struct minivm_device *d, bool crash, int status, int timeout_ms)
 {
-	struct minivm_dev_msg m = {.op = crash ? MINIVM_DEV_CRASH : MINIVM_DEV_EXIT,
-				   .a = (uint64_t)status};
+	struct minivm_dev_msg m = { .op = crash ? MINIVM_DEV_CRASH : MINIVM_DEV_EXIT,
+				    .a = (uint64_t)status };
 	int waited;
 
 	if (!minivm_device_alive(d))

@@ -36,28 +36,27 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define VMS_TRUNC_DEFAULT_STEP_BYTES (64ULL << 20)
+#define VMS_TRUNC_DEFAULT_STEP_BYTES  (64ULL << 20)
 #define VMS_TRUNC_DEFAULT_INTERVAL_MS 5000u
 
 struct vms_truncator_opts {
-	uint64_t step_bytes; /* 0: VMS_TRUNC_DEFAULT_STEP_BYTES */
+	uint64_t step_bytes;	  /* 0: VMS_TRUNC_DEFAULT_STEP_BYTES */
 	unsigned int interval_ms; /* 0: VMS_TRUNC_DEFAULT_INTERVAL_MS; unused with tick_fd */
-	int tick_fd; /* -1: own timer; else one step per readable 8-byte read */
+	int tick_fd;		  /* -1: own timer; else one step per readable 8-byte read */
 };
 
 struct vms_truncator_info {
-	uint64_t size; /* st_size after the last step (at the start: the start size) */
+	uint64_t size;	/* st_size after the last step (at the start: the start size) */
 	uint64_t alloc; /* likewise, allocated bytes (st_blocks * 512) */
 	uint64_t ticks; /* steps taken */
-	bool done; /* the thread ended: size 0 reached, or an error */
-	int err; /* the first error, or 0 */
+	bool done;	/* the thread ended: size 0 reached, or an error */
+	int err;	/* the first error, or 0 */
 };
 
 struct vms_truncator;
 
 /* opts may be NULL (defaults, own timer). fd is taken over only when 0 is returned. */
-int vms_truncator_start(int fd, const struct vms_truncator_opts *opts,
-			struct vms_truncator **out);
+int vms_truncator_start(int fd, const struct vms_truncator_opts *opts, struct vms_truncator **out);
 
 /*
  * Stop now, truncate to 0, then close the fd (fd_out NULL) or hand it back in

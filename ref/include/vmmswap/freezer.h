@@ -36,7 +36,7 @@ struct vms_freezer {
 struct vms_freeze_opts {
 	const pid_t *pids; /* NULL: descendants of getpid() */
 	size_t npids;
-	pid_t exclude; /* with pids == NULL: skip this process and its subtree (0: none) */
+	pid_t exclude;	/* with pids == NULL: skip this process and its subtree (0: none) */
 	int timeout_ms; /* 0: VMS_FREEZE_DEFAULT_TIMEOUT_MS */
 };
 

@@ -23,7 +23,6 @@ typedef void (*vms_log_fn)(enum vms_log_level level, const char *msg, void *arg)
 void vms_set_log_fn(vms_log_fn fn, void *arg);
 void vms_set_log_level(enum vms_log_level max_level);
 
-void vms_log(enum vms_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void vms_log(enum vms_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif /* VMMSWAP_LOG_H */

@@ -50,16 +50,16 @@
 struct vms_monitor_config {
 	const struct vms_region *regions;
 	size_t nregions;
-	int cmd_fd; /* the monitor's end of the command socket */
-	int main_uffd; /* the VMM's uffd (created in the VMM before the fork) */
-	pid_t vmm_pid; /* the parent; the monitor exits when it dies */
+	int cmd_fd;	      /* the monitor's end of the command socket */
+	int main_uffd;	      /* the VMM's uffd (created in the VMM before the fork) */
+	pid_t vmm_pid;	      /* the parent; the monitor exits when it dies */
 	const char *swap_dir; /* passed to the page handler (O_TMPFILE) */
 	unsigned int move_threads;
-	unsigned int fault_around_pages; /* vms_ph_config.fault_around of every enable */
+	unsigned int fault_around_pages;  /* vms_ph_config.fault_around of every enable */
 	unsigned int cleanup_interval_ms; /* slow file cleanup pacing; 0: default */
-	uint64_t cleanup_step_bytes; /* likewise */
-	int fault_cpu; /* pin the fault-serving (loop) thread there; -1: no */
-	unsigned int flags; /* VMS_CTL_* */
+	uint64_t cleanup_step_bytes;	  /* likewise */
+	int fault_cpu;			  /* pin the fault-serving (loop) thread there; -1: no */
+	unsigned int flags;		  /* VMS_CTL_* */
 	int test_gate_fd; /* VMS_CTL_TEST_HOLD_JOBS: read end of the release pipe, or -1 */
 };
 

@@ -62,16 +62,16 @@
 #define VMS_PH_TRIM_BATCH_PAGES 1024
 
 struct vms_ph_region {
-	uint64_t addr; /* start, as seen by the processes whose uffds fault on it */
-	uint64_t len; /* bytes, page multiple, > 0 */
-	int memfd; /* guest memory backing the region; dup'ed. -1: none (no move) */
+	uint64_t addr;	    /* start, as seen by the processes whose uffds fault on it */
+	uint64_t len;	    /* bytes, page multiple, > 0 */
+	int memfd;	    /* guest memory backing the region; dup'ed. -1: none (no move) */
 	uint64_t memfd_off; /* page aligned */
 };
 
 struct vms_ph_config {
 	const struct vms_ph_region *regions;
 	size_t nregions;
-	const char *swap_dir; /* directory for the O_TMPFILE swap file */
+	const char *swap_dir;	   /* directory for the O_TMPFILE swap file */
 	unsigned int move_threads; /* 0: online CPUs, at most 8 */
 	unsigned int fault_around; /* see vms_ph_set_fault_around(); 0: off */
 };
@@ -86,15 +86,15 @@ struct vms_ph_config {
  * region and reset when that region is moved to staging (i.e. per enable).
  */
 struct vms_ph_metrics {
-	uint64_t resident_pages; /* SEEK_DATA over every region's memfd range */
-	uint64_t copied_from_file_pages; /* faults served from the swap file */
+	uint64_t resident_pages;	    /* SEEK_DATA over every region's memfd range */
+	uint64_t copied_from_file_pages;    /* faults served from the swap file */
 	uint64_t copied_from_staging_pages; /* faults served from staging */
-	uint64_t zeroed_pages; /* faults served by a successful ZEROPAGE */
-	uint64_t redundant_pages; /* faults on an already filled page (EEXIST + wake) */
-	uint64_t staging_pages; /* S = 1 */
-	uint64_t swap_pages; /* F = PRESENT (CLEARED not counted) */
-	uint64_t swap_in_pages; /* filled by swap-in (not reported by crosvm) */
-	uint64_t swap_file_slots; /* high-water mark of the swap file, in slots */
+	uint64_t zeroed_pages;		    /* faults served by a successful ZEROPAGE */
+	uint64_t redundant_pages;	    /* faults on an already filled page (EEXIST + wake) */
+	uint64_t staging_pages;		    /* S = 1 */
+	uint64_t swap_pages;		    /* F = PRESENT (CLEARED not counted) */
+	uint64_t swap_in_pages;		    /* filled by swap-in (not reported by crosvm) */
+	uint64_t swap_file_slots;	    /* high-water mark of the swap file, in slots */
 	/* Of copied_from_staging_pages, those filled by fault-around, not by their own
 	 * fault (per region, reset like the fault counters; not reported by crosvm). */
 	uint64_t fault_around_pages;
@@ -136,8 +136,7 @@ int vms_ph_remove(struct vms_page_handler *ph, uint64_t start, uint64_t end);
  * -EINVAL) to staging. The processes using guest memory must be frozen. Adds the
  * number of pages moved to *moved (may be NULL).
  */
-int vms_ph_move_to_staging(struct vms_page_handler *ph, uint64_t base_addr,
-			   uint64_t *moved);
+int vms_ph_move_to_staging(struct vms_page_handler *ph, uint64_t base_addr, uint64_t *moved);
 /* The same for every region. */
 int vms_ph_move_all_to_staging(struct vms_page_handler *ph, uint64_t *moved);
 
@@ -154,8 +153,8 @@ int vms_ph_swap_out(struct vms_page_handler *ph, uint64_t max_pages, uint64_t *w
 
 /* Trim progress; zero-initialise (or vms_ph_trim_init) before the first call. */
 struct vms_ph_trim {
-	uint64_t cursor; /* next page index to look at */
-	uint64_t zero_pages; /* dropped: all zero */
+	uint64_t cursor;      /* next page index to look at */
+	uint64_t zero_pages;  /* dropped: all zero */
 	uint64_t clean_pages; /* dropped: identical to their CLEARED slot */
 	bool done;
 };
@@ -181,8 +180,7 @@ int vms_ph_trim(struct vms_page_handler *ph, struct vms_ph_trim *t, uint64_t max
  * call, so 0 with a 0 return means nothing is staged or swapped any more.
  * -EAGAIN: drain uffd's events, call again.
  */
-int vms_ph_swap_in(struct vms_page_handler *ph, int uffd, uint64_t max_pages,
-		   uint64_t *filled);
+int vms_ph_swap_in(struct vms_page_handler *ph, int uffd, uint64_t max_pages, uint64_t *filled);
 
 /* A consistent snapshot (one hold of the state lock). */
 int vms_ph_metrics(struct vms_page_handler *ph, struct vms_ph_metrics *m);

@@ -69,8 +69,8 @@ uint64_t vms_bitmap_next_clear(const struct vms_bitmap *bm, uint64_t from, uint6
 
 /* The per-page state of all guest pages. */
 struct vms_page_state {
-	uint32_t *file; /* F per page, see above */
-	struct vms_bitmap staged; /* S */
+	uint32_t *file;		   /* F per page, see above */
+	struct vms_bitmap staged;  /* S */
 	struct vms_bitmap present; /* F = PRESENT */
 	struct vms_bitmap slotted; /* F = PRESENT or CLEARED */
 	uint64_t npages;

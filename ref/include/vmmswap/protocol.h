@@ -31,7 +31,7 @@
 #include <vmmswap/controller.h>
 #include <vmmswap/status.h>
 
-#define VMS_PROTO_MAGIC 0x57534d56u /* "VMSW" */
+#define VMS_PROTO_MAGIC	  0x57534d56u /* "VMSW" */
 #define VMS_PROTO_VERSION 1
 #define VMS_PROTO_MAX_FDS 3
 
@@ -64,7 +64,7 @@ struct vms_msg_reply {
 	uint16_t reserved; /* 0 */
 	struct vms_reply reply;
 	struct vms_swap_status status; /* VMS_CMD_STATUS; zeros otherwise */
-	struct vms_monitor_info info; /* VMS_CMD_INFO; zeros otherwise */
+	struct vms_monitor_info info;  /* VMS_CMD_INFO; zeros otherwise */
 };
 
 /* "Enable", "Trim", ..., "ProcessForked", "Info"; NULL for an unknown command. */
@@ -93,8 +93,7 @@ int vms_proto_send_raw(int sock, const void *buf, size_t len, const int *fds, si
  *      owns and closes them) and *reply_fd, if >= 0, is fds[0] when it is a socket
  *      usable for the error reply.
  */
-int vms_proto_recv_cmd(int sock, struct vms_msg_cmd *msg, int *fds, size_t *nfds,
-		       int *reply_fd);
+int vms_proto_recv_cmd(int sock, struct vms_msg_cmd *msg, int *fds, size_t *nfds, int *reply_fd);
 
 /* Send the reply (never blocks; -EAGAIN if the reply socket is full). */
 int vms_proto_send_reply(int sock, const struct vms_reply *reply,

@@ -32,8 +32,7 @@ int vms_staging_init(struct vms_staging *st, uint64_t npages);
 void vms_staging_destroy(struct vms_staging *st);
 
 /* Copy npages pages from src into staging at pgoff (pwrite, short writes retried). */
-int vms_staging_write(struct vms_staging *st, uint64_t pgoff, const void *src,
-		      uint64_t npages);
+int vms_staging_write(struct vms_staging *st, uint64_t pgoff, const void *src, uint64_t npages);
 /*
  * Copy npages pages from src_fd at byte offset src_off into staging at pgoff, in
  * the kernel (copy_file_range). -EOPNOTSUPP (nothing copied): no in-kernel copy

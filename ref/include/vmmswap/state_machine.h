@@ -23,21 +23,21 @@
 #include <vmmswap/status.h>
 
 enum vms_sm_action {
-	VMS_ACT_IGNORE = 0, /* reply IGNORED naming the state; nothing changes */
-	VMS_ACT_ENABLE, /* register, move resident pages to staging -> Pending/Failed */
-	VMS_ACT_REMOVE, /* already enabled: move what is resident now -> Pending/Failed */
-	VMS_ACT_TRIM, /* start trim -> TrimInProgress -> Pending */
-	VMS_ACT_SWAP_OUT, /* start swap-out -> SwapOutInProgress -> Active/Failed */
-	VMS_ACT_SWAP_IN, /* start swap-in -> SwapInInProgress -> Ready */
+	VMS_ACT_IGNORE = 0,  /* reply IGNORED naming the state; nothing changes */
+	VMS_ACT_ENABLE,	     /* register, move resident pages to staging -> Pending/Failed */
+	VMS_ACT_REMOVE,	     /* already enabled: move what is resident now -> Pending/Failed */
+	VMS_ACT_TRIM,	     /* start trim -> TrimInProgress -> Pending */
+	VMS_ACT_SWAP_OUT,    /* start swap-out -> SwapOutInProgress -> Active/Failed */
+	VMS_ACT_SWAP_IN,     /* start swap-in -> SwapInInProgress -> Ready */
 	VMS_ACT_SET_CLEANUP, /* swap-in running: record slow_file_cleanup (latest wins) */
-	VMS_ACT_EXIT, /* exit now (nothing to bring back) */
+	VMS_ACT_EXIT,	     /* exit now (nothing to bring back) */
 	VMS_ACT_EXIT_AFTER_SWAP_IN, /* bring everything back in, then exit */
 };
 
 struct vms_sm_entry {
 	unsigned char action; /* enum vms_sm_action */
-	bool abort_job; /* abort the running job first, then look up again */
-	signed char next; /* enum vms_swap_state entered on acceptance; -1: unchanged */
+	bool abort_job;	      /* abort the running job first, then look up again */
+	signed char next;     /* enum vms_swap_state entered on acceptance; -1: unchanged */
 };
 
 /* The entry for (state, cmd); cmd one of ENABLE, TRIM, SWAP_OUT, DISABLE, EXIT. */

@@ -35,13 +35,13 @@
 
 struct vms_swap_file {
 	int fd;
-	const uint8_t *map; /* read-only view of max_slots slots; NULL if mmap failed */
+	const uint8_t *map;	/* read-only view of max_slots slots; NULL if mmap failed */
 	struct vms_bitmap used; /* slot in use (allocated) */
 	uint64_t max_slots;
-	uint64_t hwm; /* every used slot is < hwm */
-	uint64_t free_hint; /* no free slot below this */
+	uint64_t hwm;	     /* every used slot is < hwm */
+	uint64_t free_hint;  /* no free slot below this */
 	uint64_t file_slots; /* slots the file size covers (as last truncated) */
-	int inject_errno; /* atomic; test-only, see above */
+	int inject_errno;    /* atomic; test-only, see above */
 };
 
 /* Create the unnamed file in dir. max_slots: the guest page count. */
@@ -58,8 +58,7 @@ static inline uint64_t vms_swap_file_used(const struct vms_swap_file *sf)
 }
 
 /* Write / read nslots consecutive slots from / into buf (short I/O retried). */
-int vms_swap_file_write(struct vms_swap_file *sf, uint32_t slot, const void *buf,
-			uint64_t nslots);
+int vms_swap_file_write(struct vms_swap_file *sf, uint32_t slot, const void *buf, uint64_t nslots);
 int vms_swap_file_read(struct vms_swap_file *sf, uint32_t slot, void *buf, uint64_t nslots);
 /*
  * Write nslots slots from src_fd at byte offset src_off, in the kernel (sendfile):
@@ -68,8 +67,8 @@ int vms_swap_file_read(struct vms_swap_file *sf, uint32_t slot, void *buf, uint6
  * -EOPNOTSUPP (nothing written): the source cannot be spliced; use
  * vms_swap_file_write(). Fault injection as for vms_swap_file_write().
  */
-int vms_swap_file_write_fd(struct vms_swap_file *sf, uint32_t slot, int src_fd,
-			   uint64_t src_off, uint64_t nslots);
+int vms_swap_file_write_fd(struct vms_swap_file *sf, uint32_t slot, int src_fd, uint64_t src_off,
+			   uint64_t nslots);
 /* Start reading nslots slots into the page cache (posix_fadvise WILLNEED). */
 void vms_swap_file_prefetch(struct vms_swap_file *sf, uint32_t slot, uint64_t nslots);
 /*
@@ -81,8 +80,7 @@ int vms_swap_file_populate(struct vms_swap_file *sf, uint32_t slot, uint64_t nsl
 /* Drop our page-table entries for nslots slots (the page cache keeps the data). */
 void vms_swap_file_unmap(struct vms_swap_file *sf, uint32_t slot, uint64_t nslots);
 
-static inline const uint8_t *vms_swap_file_slot_map(const struct vms_swap_file *sf,
-						    uint32_t slot)
+static inline const uint8_t *vms_swap_file_slot_map(const struct vms_swap_file *sf, uint32_t slot)
 {
 	return sf->map + vms_pgoff_to_addr(slot);
 }

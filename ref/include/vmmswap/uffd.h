@@ -29,27 +29,27 @@
 #define VMS_UFFD_IOCTL_BIT(nr) (1ULL << (nr))
 
 /* The ioctls the swap design needs on a MISSING-mode range. */
-#define VMS_UFFD_MISSING_IOCTLS                                                            \
-	(VMS_UFFD_IOCTL_BIT(_UFFDIO_COPY) | VMS_UFFD_IOCTL_BIT(_UFFDIO_ZEROPAGE) |          \
+#define VMS_UFFD_MISSING_IOCTLS                                                    \
+	(VMS_UFFD_IOCTL_BIT(_UFFDIO_COPY) | VMS_UFFD_IOCTL_BIT(_UFFDIO_ZEROPAGE) | \
 	 VMS_UFFD_IOCTL_BIT(_UFFDIO_WAKE))
 
 /* How a uffd was created. */
 enum vms_uffd_origin {
-	VMS_UFFD_FROM_DEVICE = 1, /* ioctl(/dev/userfaultfd, USERFAULTFD_IOC_NEW), >= 6.1 */
+	VMS_UFFD_FROM_DEVICE = 1,  /* ioctl(/dev/userfaultfd, USERFAULTFD_IOC_NEW), >= 6.1 */
 	VMS_UFFD_FROM_SYSCALL = 2, /* userfaultfd(2) */
 };
 
 /* Flags for vms_uffd_new() / vms_uffd_create(). */
 #define VMS_UFFD_USER_MODE_ONLY 0x1u /* kernel-mode accesses fail with EFAULT, no event */
-#define VMS_UFFD_NO_DEVICE 0x2u /* do not try /dev/userfaultfd */
-#define VMS_UFFD_NO_SYSCALL 0x4u /* do not fall back to userfaultfd(2) */
+#define VMS_UFFD_NO_DEVICE	0x2u /* do not try /dev/userfaultfd */
+#define VMS_UFFD_NO_SYSCALL	0x4u /* do not fall back to userfaultfd(2) */
 
 struct vms_uffd {
 	int fd;
 	enum vms_uffd_origin origin;
-	uint64_t features; /* features enabled on this uffd (what was requested) */
+	uint64_t features;	   /* features enabled on this uffd (what was requested) */
 	uint64_t offered_features; /* every feature the kernel offers, unknown bits kept */
-	uint64_t ioctls; /* ioctls the kernel offers on the uffd itself */
+	uint64_t ioctls;	   /* ioctls the kernel offers on the uffd itself */
 };
 
 /*
@@ -83,8 +83,8 @@ int vms_uffd_probe(unsigned int flags, uint64_t *offered_out, uint64_t *ioctls_o
  * returned ioctls lack any bit of 'need_ioctls', the range is unregistered again and
  * -EOPNOTSUPP is returned, so a failed call changes nothing. ioctls_out may be NULL.
  */
-int vms_uffd_register(int fd, uint64_t start, uint64_t len, uint64_t mode,
-		      uint64_t need_ioctls, uint64_t *ioctls_out);
+int vms_uffd_register(int fd, uint64_t start, uint64_t len, uint64_t mode, uint64_t need_ioctls,
+		      uint64_t *ioctls_out);
 int vms_uffd_unregister(int fd, uint64_t start, uint64_t len);
 
 /*
@@ -97,8 +97,7 @@ int vms_uffd_copy(int fd, uint64_t dst, const void *src, uint64_t len, uint64_t 
 int vms_uffd_zeropage(int fd, uint64_t dst, uint64_t len, uint64_t mode, uint64_t *done);
 int vms_uffd_continue(int fd, uint64_t dst, uint64_t len, uint64_t mode, uint64_t *done);
 int vms_uffd_poison(int fd, uint64_t dst, uint64_t len, uint64_t mode, uint64_t *done);
-int vms_uffd_move(int fd, uint64_t dst, uint64_t src, uint64_t len, uint64_t mode,
-		  uint64_t *done);
+int vms_uffd_move(int fd, uint64_t dst, uint64_t src, uint64_t len, uint64_t mode, uint64_t *done);
 
 /* UFFDIO_WAKE and UFFDIO_WRITEPROTECT (mode: UFFDIO_WRITEPROTECT_MODE_WP or 0). */
 int vms_uffd_wake(int fd, uint64_t start, uint64_t len);
@@ -121,13 +120,13 @@ int vms_uffd_read_events(int fd, struct uffd_msg *msgs, size_t max, size_t *n);
 
 /* What the caller should do after a fill/register operation failed with -err. */
 enum vms_uffd_errclass {
-	VMS_UFFD_ERR_NONE = 0, /* err == 0 */
+	VMS_UFFD_ERR_NONE = 0,		 /* err == 0 */
 	VMS_UFFD_ERR_RETRY_AFTER_EVENTS, /* EAGAIN: a REMOVE/fork/remap is pending: read
 					   * events on this uffd, then retry the rest */
-	VMS_UFFD_ERR_ALREADY_FILLED, /* EEXIST: someone filled it: wake the waiters */
-	VMS_UFFD_ERR_OWNER_GONE, /* ESRCH (fill) / ENOMEM (register): the process that
+	VMS_UFFD_ERR_ALREADY_FILLED,	 /* EEXIST: someone filled it: wake the waiters */
+	VMS_UFFD_ERR_OWNER_GONE,	 /* ESRCH (fill) / ENOMEM (register): the process that
 				   * owns the uffd exited: drop the uffd */
-	VMS_UFFD_ERR_FATAL, /* anything else */
+	VMS_UFFD_ERR_FATAL,		 /* anything else */
 };
 
 /* Classify a negative (or positive) errno from the fill or register functions. */
