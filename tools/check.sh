@@ -2,13 +2,13 @@
 # SPDX-License-Identifier: MIT
 #
 # The vmmswap test runner behind 'make check'. It runs every kselftest program of
-# the given build variants, prints their TAP, then the pytest KVM scenarios, and
-# ends with one line: "N passed, N failed, N skipped". Exit status 1 on any failure.
+# the given build variants, prints their TAP, then the pytest KVM scenarios and the
+# main job (tools/demo.sh) for each variant, and ends with one line: "N passed, N failed, N skipped". Exit status 1 on any failure.
 #
 # Usage: tools/check.sh [--variant NAME]... [--no-unpriv] [--no-vmtests]
 #   --variant NAME   default, san or tsan (repeatable; default: default and san)
 #   --no-unpriv      skip the pass that runs the selftests again as user nobody
-#   --no-vmtests     skip the pytest scenarios in vmtests/
+#   --no-vmtests     skip the pytest scenarios in vmtests/ and the demo run
 # Environment: VMS_CHECK_FILTER=REGEX runs only the programs whose name matches.
 set -uo pipefail
 
@@ -96,11 +96,14 @@ if [ "$unpriv" = 1 ] && [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; the
 	fi
 fi
 
-# The KVM guest scenarios (pytest drives C programs; only the non-slow set here).
-if [ "$vmtests" = 1 ] && ls vmtests/test_*.py >/dev/null 2>&1; then
-	xml="build/vmtests-junit.xml"
-	echo "# ===== vmtests (pytest)"
-	/usr/bin/python3 -m pytest -q -m "not slow" --junitxml="$xml" vmtests
+# The KVM guest scenarios (pytest drives C programs; only the non-slow set here),
+# once per build variant, so the sanitizers also watch the VMM and the monitor.
+run_vmtests() {
+	local variant=$1 rc t f e s
+	local xml="build/$variant/vmtests-junit.xml"
+	echo "# ===== $variant:vmtests (pytest)"
+	VMTESTS_BUILD="build/$variant" /usr/bin/python3 -m pytest -q -m "not slow" \
+		--junitxml="$xml" vmtests
 	rc=$?
 	if [ "$rc" = 0 ] || [ "$rc" = 1 ]; then
 		read -r t f e s < <(/usr/bin/python3 - "$xml" <<'EOF'
@@ -111,11 +114,41 @@ print(s.get("tests"), s.get("failures"), s.get("errors"), s.get("skipped"))
 EOF
 		)
 		passed=$((passed + t - f - e - s)) failed=$((failed + f + e)) skipped=$((skipped + s))
-		[ $((f + e)) = 0 ] || failures+=("vmtests")
+		[ $((f + e)) = 0 ] || failures+=("$variant:vmtests")
 	elif [ "$rc" != 5 ]; then
 		failed=$((failed + 1))
-		failures+=("vmtests (pytest exit $rc)")
+		failures+=("$variant:vmtests (pytest exit $rc)")
 	fi
+}
+
+# The main job ('make demo') as one end-to-end test: it verifies every page itself
+# and fails on a mismatch or on a sanitizer report in the VMM's log.
+run_demo() {
+	local variant=$1
+	local out="build/$variant/results/demo.txt"
+	echo "# ===== $variant:demo"
+	if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
+		echo "ok - $variant:demo # SKIP /dev/kvm is not usable"
+		skipped=$((skipped + 1))
+		return
+	fi
+	if timeout --kill-after=10 "$timeout_s" tools/demo.sh --variant "$variant" >"$out" 2>&1; then
+		tail -n 3 "$out"
+		echo "ok - $variant:demo"
+		passed=$((passed + 1))
+	else
+		cat "$out"
+		echo "not ok - $variant:demo"
+		failed=$((failed + 1))
+		failures+=("$variant:demo")
+	fi
+}
+
+if [ "$vmtests" = 1 ] && ls vmtests/test_*.py >/dev/null 2>&1; then
+	for v in "${variants[@]}"; do
+		run_vmtests "$v"
+		run_demo "$v"
+	done
 fi
 
 echo

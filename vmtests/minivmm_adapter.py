@@ -26,7 +26,9 @@ BALLOON = {"remove": "remove", "dontneed": "dontneed", "punch_hole": "punch-hole
 
 
 def build_dir():
-    return os.environ.get("VMTESTS_BUILD", os.path.join(REPO, "build", "default"))
+    # A relative VMTESTS_BUILD (e.g. build/san) is relative to the repository, not
+    # to whatever directory a VM happens to be started from.
+    return os.path.join(REPO, os.environ.get("VMTESTS_BUILD", os.path.join("build", "default")))
 
 
 def mem_spec(regions_mib):
