@@ -25,6 +25,7 @@
 
 #include <vmmswap/file_truncator.h>
 #include <vmmswap/log.h>
+#include <vmmswap/memfd_data.h>
 #include <vmmswap/monitor.h>
 #include <vmmswap/page_handler.h>
 #include <vmmswap/pagesize.h>
@@ -261,25 +262,10 @@ static int count_resident(const struct vms_monitor_config *c, uint64_t *pages)
 	*pages = 0;
 	for (size_t i = 0; i < c->nregions; i++) {
 		const struct vms_region *r = &c->regions[i];
-		uint64_t cur = r->memfd_off, end = r->memfd_off + r->len;
+		int ret = vms_memfd_count_data_pages(r->memfd, r->memfd_off, r->len, pages);
 
-		while (cur < end) {
-			off_t d = lseek(r->memfd, (off_t)cur, SEEK_DATA), h;
-
-			if (d < 0 && errno == ENXIO)
-				break;
-			if (d < 0)
-				return -errno;
-			if ((uint64_t)d >= end)
-				break;
-			h = lseek(r->memfd, d, SEEK_HOLE);
-			if (h < 0)
-				return -errno;
-			if ((uint64_t)h > end)
-				h = (off_t)end;
-			*pages += vms_bytes_to_pages_up((uint64_t)(h - d));
-			cur = (uint64_t)h;
-		}
+		if (ret)
+			return ret;
 	}
 	return 0;
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <vmmswap/log.h>
+#include <vmmswap/memfd_data.h>
 #include <vmmswap/page_handler.h>
 #include <vmmswap/page_state.h>
 #include <vmmswap/pagesize.h>
@@ -733,22 +734,16 @@ static int plan_move(struct move_ctx *c, size_t *npieces_out)
 	uint64_t last_win = UINT64_MAX;
 
 	while (cur < r->len) {
-		off_t d = lseek(r->memfd, (off_t)(r->memfd_off + cur), SEEK_DATA), h;
-		uint64_t ds, he;
+		uint64_t start, stop, ds, he;
+		int ret = vms_memfd_next_data(r->memfd, r->memfd_off + cur, r->memfd_off + r->len,
+					      &start, &stop);
 
-		if (d < 0) {
-			if (errno == ENXIO)
-				break;
-			return -errno;
-		}
-		if ((uint64_t)d >= r->memfd_off + r->len)
-			break;
-		h = lseek(r->memfd, d, SEEK_HOLE);
-		if (h < 0)
-			return -errno;
-		ds = vms_page_align_down((uint64_t)d - r->memfd_off);
-		he = (uint64_t)h - r->memfd_off;
-		he = he > r->len ? r->len : vms_page_align_down(he + vms_page_size() - 1);
+		if (ret < 0)
+			return ret;
+		if (!ret)
+			break; /* no data left in the region */
+		ds = vms_page_align_down(start - r->memfd_off);
+		he = vms_page_align_down(stop - r->memfd_off + vms_page_size() - 1);
 		while (ds < he) {
 			/* Windows are aligned on memfd offsets, where shmem puts huge pages. */
 			uint64_t abs = r->memfd_off + ds, win = abs / thp;
@@ -1307,24 +1302,7 @@ int vms_ph_swap_in(struct vms_page_handler *ph, int uffd, uint64_t max_pages, ui
 
 static int count_resident(const struct ph_region *r, uint64_t *pages)
 {
-	uint64_t cur = r->memfd_off, end = r->memfd_off + r->len;
-
-	while (cur < end) {
-		off_t d = lseek(r->memfd, (off_t)cur, SEEK_DATA), h;
-
-		if (d < 0)
-			return errno == ENXIO ? 0 : -errno;
-		if ((uint64_t)d >= end)
-			break;
-		h = lseek(r->memfd, d, SEEK_HOLE);
-		if (h < 0)
-			return -errno;
-		if ((uint64_t)h > end)
-			h = (off_t)end;
-		*pages += vms_bytes_to_pages_up((uint64_t)(h - d));
-		cur = (uint64_t)h;
-	}
-	return 0;
+	return vms_memfd_count_data_pages(r->memfd, r->memfd_off, r->len, pages);
 }
 
 int vms_ph_metrics(struct vms_page_handler *ph, struct vms_ph_metrics *m)
