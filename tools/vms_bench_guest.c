@@ -1013,6 +1013,8 @@ static int run_inproc(unsigned int nv, uint64_t len, const char *dir, const stru
 		ret = guest_pass(&w.e, c, &f->staging);
 	if (!ret)
 		ret = check_served(&w, "staging", pages, 0, 0);
+	if (!ret)
+		f->around_share = (double)last_around * 100.0 / (double)pages;
 	/* Swap file: enable, write everything out, fault it back. */
 	if (!ret)
 		ret = enable(&w, NULL, NULL);
@@ -1506,7 +1508,6 @@ int main(int argc, char **argv)
 		ret = run_inproc(nv, len, dir, def);
 		if (ret)
 			return fail("in-process page handler", ret);
-		f->around_share = (double)last_around * 100.0 / (double)(len / PAGE);
 		ret = run_monitor(nv, len, dir, vbase, 0, false);
 		if (ret < 0)
 			return fail("monitor", ret);
