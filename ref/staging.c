@@ -9,6 +9,7 @@
 
 #include <vmmswap/log.h>
 #include <vmmswap/pagesize.h>
+#include <vmmswap/file_io.h>
 #include <vmmswap/staging.h>
 
 int vms_staging_init(struct vms_staging *st, uint64_t npages)
@@ -58,26 +59,9 @@ void vms_staging_destroy(struct vms_staging *st)
 
 int vms_staging_write(struct vms_staging *st, uint64_t pgoff, const void *src, uint64_t npages)
 {
-	uint64_t off = vms_pgoff_to_addr(pgoff), len = vms_pages_to_bytes(npages);
-	const uint8_t *p = src;
-
 	if (pgoff + npages > st->npages)
 		return -ERANGE;
-	while (len) {
-		ssize_t n = pwrite(st->memfd, p, len, (off_t)off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;
-		p += n;
-		off += (uint64_t)n;
-		len -= (uint64_t)n;
-	}
-	return 0;
+	return vms_pwrite_all(st->memfd, src, vms_pages_to_bytes(npages), vms_pgoff_to_addr(pgoff));
 }
 
 int vms_staging_copy_fd(struct vms_staging *st, uint64_t pgoff, int src_fd, uint64_t src_off,

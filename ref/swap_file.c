@@ -12,6 +12,7 @@
 
 #include <vmmswap/log.h>
 #include <vmmswap/pagesize.h>
+#include <vmmswap/file_io.h>
 #include <vmmswap/swap_file.h>
 
 int vms_swap_file_open(struct vms_swap_file *sf, const char *dir, uint64_t max_slots)
@@ -103,37 +104,16 @@ static bool take_injected(struct vms_swap_file *sf, int *err)
 int vms_swap_file_write(struct vms_swap_file *sf, uint32_t slot, const void *buf, uint64_t nslots)
 {
 	uint64_t off = vms_pgoff_to_addr(slot), len = vms_pages_to_bytes(nslots);
-	const uint8_t *p = buf;
 	int err;
 
 	if (take_injected(sf, &err)) {
 		/* Write some, then fail: a partial write that tears a page. */
-		len = len / 2 - vms_page_size() / 2;
-		while (len) {
-			ssize_t n = pwrite(sf->fd, p, len, (off_t)off);
-
-			if (n <= 0)
-				break;
-			p += n;
-			off += (uint64_t)n;
-			len -= (uint64_t)n;
-		}
+		(void)vms_pwrite_all(sf->fd, buf, len / 2 - vms_page_size() / 2, off);
 		return -err;
 	}
-	while (len) {
-		ssize_t n = pwrite(sf->fd, p, len, (off_t)off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;
-		p += n;
-		off += (uint64_t)n;
-		len -= (uint64_t)n;
-	}
+	err = vms_pwrite_all(sf->fd, buf, len, off);
+	if (err)
+		return err;
 	if (slot + nslots > __atomic_load_n(&sf->file_slots, __ATOMIC_RELAXED))
 		__atomic_store_n(&sf->file_slots, slot + nslots, __ATOMIC_RELAXED);
 	return 0;
@@ -176,24 +156,8 @@ int vms_swap_file_write_fd(struct vms_swap_file *sf, uint32_t slot, int src_fd, 
 
 int vms_swap_file_read(struct vms_swap_file *sf, uint32_t slot, void *buf, uint64_t nslots)
 {
-	uint64_t off = vms_pgoff_to_addr(slot), len = vms_pages_to_bytes(nslots);
-	uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = pread(sf->fd, p, len, (off_t)off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO; /* a slot in use always lies inside the file */
-		p += n;
-		off += (uint64_t)n;
-		len -= (uint64_t)n;
-	}
-	return 0;
+	/* -EIO at the end of the file: a slot in use always lies inside it. */
+	return vms_pread_all(sf->fd, buf, vms_pages_to_bytes(nslots), vms_pgoff_to_addr(slot));
 }
 
 void vms_swap_file_prefetch(struct vms_swap_file *sf, uint32_t slot, uint64_t nslots)
