@@ -99,6 +99,27 @@ TEST_F(cli, usage_errors_exit_64_without_contacting_the_vmm)
 	}
 }
 
+/*
+ * A unix socket of 'type' bound at path and, if 'listening', listening (backlog 1);
+ * -1 with errno on failure.
+ */
+static int bound_socket(const char *path, int type, bool listening)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, type, 0), err;
+
+	if (fd < 0)
+		return -1;
+	strcpy(sa.sun_path, path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || (listening && listen(fd, 1))) {
+		err = errno;
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	return fd;
+}
+
 /* No socket file: exit 1 and say so; crosvm-style verbs behave the same. */
 TEST_F(cli, missing_socket_is_reported)
 {
@@ -115,13 +136,10 @@ TEST_F(cli, missing_socket_is_reported)
 /* A socket file nobody listens on (the VMM died): exit 1, "nobody is listening". */
 TEST_F(cli, stale_socket_is_reported)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct vmm_run r;
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+	int fd = bound_socket(self->sock, SOCK_SEQPACKET, false);
 
-	ASSERT_LE(0, fd);
-	strcpy(sa.sun_path, self->sock);
-	ASSERT_EQ(0, bind(fd, (struct sockaddr *)&sa, sizeof(sa)));
+	ASSERT_LE(0, fd) TH_LOG("socket at %s: %s", self->sock, strerror(errno));
 	close(fd);
 	ASSERT_EQ(0, vmm_cli(&r, "swap", "enable", self->sock, NULL));
 	EXPECT_EQ(1, r.status);
@@ -131,7 +149,6 @@ TEST_F(cli, stale_socket_is_reported)
 /* A regular file or a stream socket is not a control socket. */
 TEST_F(cli, foreign_files_are_refused)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct vmm_run r;
 	int fd;
 
@@ -143,11 +160,8 @@ TEST_F(cli, foreign_files_are_refused)
 	EXPECT_STREQ("", r.out);
 	unlink(self->sock);
 
-	fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	ASSERT_LE(0, fd);
-	strcpy(sa.sun_path, self->sock);
-	ASSERT_EQ(0, bind(fd, (struct sockaddr *)&sa, sizeof(sa)));
-	ASSERT_EQ(0, listen(fd, 1));
+	fd = bound_socket(self->sock, SOCK_STREAM, true);
+	ASSERT_LE(0, fd) TH_LOG("socket at %s: %s", self->sock, strerror(errno));
 	ASSERT_EQ(0, vmm_cli(&r, "swap", "status", self->sock, NULL));
 	EXPECT_EQ(1, r.status);
 	EXPECT_NE(NULL, strstr(r.err, "not a minivmm control socket"));
@@ -171,15 +185,11 @@ static void *garbage_server(void *arg)
 
 TEST_F(cli, foreign_protocol_is_refused)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct vmm_run r;
 	pthread_t t;
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+	int fd = bound_socket(self->sock, SOCK_SEQPACKET, true);
 
-	ASSERT_LE(0, fd);
-	strcpy(sa.sun_path, self->sock);
-	ASSERT_EQ(0, bind(fd, (struct sockaddr *)&sa, sizeof(sa)));
-	ASSERT_EQ(0, listen(fd, 1));
+	ASSERT_LE(0, fd) TH_LOG("socket at %s: %s", self->sock, strerror(errno));
 	ASSERT_EQ(0, pthread_create(&t, NULL, garbage_server, &fd));
 	ASSERT_EQ(0, vmm_cli(&r, "swap", "status", self->sock, NULL));
 	pthread_join(t, NULL);
@@ -192,14 +202,11 @@ TEST_F(cli, foreign_protocol_is_refused)
 /* A server that never answers: the CLI gives up after --timeout, exit 1. */
 TEST_F(cli, silent_server_times_out)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct vmm_run r;
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+	/* The backlog accepts; nobody answers. */
+	int fd = bound_socket(self->sock, SOCK_SEQPACKET, true);
 
-	ASSERT_LE(0, fd);
-	strcpy(sa.sun_path, self->sock);
-	ASSERT_EQ(0, bind(fd, (struct sockaddr *)&sa, sizeof(sa)));
-	ASSERT_EQ(0, listen(fd, 1)); /* the backlog accepts; nobody answers */
+	ASSERT_LE(0, fd) TH_LOG("socket at %s: %s", self->sock, strerror(errno));
 	ASSERT_EQ(0, vmm_cli(&r, "--timeout", "0.3", "ping", self->sock, NULL));
 	close(fd);
 	EXPECT_EQ(1, r.status);

@@ -204,48 +204,20 @@ FIXTURE_SETUP(cleanup)
 		.cleanup_interval_ms = variant->interval_ms,
 		.cleanup_step_bytes = variant->step,
 	};
-	int ret;
 
-	self->ctl = NULL;
-	ASSERT_EQ(0, cu_guest_create(&self->g));
-	ret = cu_launch_opts(&self->g, NULL, 0, &x, &self->ctl);
-	if (cu_uffd_unavailable(ret))
-		SKIP(return, "userfaultfd unavailable: %s", strerror(-ret));
-	ASSERT_EQ(0, ret);
+	CU_SETUP(&self->g, NULL, 0, &x, &self->ctl);
 	cu_write_crosvm_data(&self->g, &self->e);
 }
 
 FIXTURE_TEARDOWN(cleanup)
 {
-	if (self->ctl)
-		vms_controller_exit(self->ctl);
-	cu_guest_destroy(&self->g);
-}
-
-static int accepted(int ret, const struct vms_reply *r)
-{
-	if (ret)
-		return ret;
-	return r->result == VMS_REPLY_ACCEPTED ? 0 : -EPROTO;
-}
-
-/* Enable and swap everything out (state Active): the swap file holds the data. */
-static int swap_all_out(struct vms_controller *ctl)
-{
-	struct vms_reply r;
-	int ret = accepted(vms_controller_enable(ctl, &r), &r);
-
-	if (!ret)
-		ret = accepted(vms_controller_swap_out(ctl, &r), &r);
-	if (!ret)
-		ret = cu_wait_state(ctl, VMS_SWAP_ACTIVE, CU_DEADLINE_MS, NULL);
-	return ret;
+	cu_teardown(&self->g, &self->ctl);
 }
 
 static int disable_wait(struct vms_controller *ctl, bool slow)
 {
 	struct vms_reply r;
-	int ret = accepted(vms_controller_disable(ctl, slow, &r), &r);
+	int ret = cu_accepted(vms_controller_disable(ctl, slow, &r), &r);
 
 	return ret ? ret : cu_wait_state(ctl, VMS_SWAP_READY, CU_DEADLINE_MS, NULL);
 }
@@ -254,7 +226,7 @@ TEST_F(cleanup, fast_disable_releases_at_once)
 {
 	struct vms_monitor_info mi;
 
-	ASSERT_EQ(0, swap_all_out(self->ctl));
+	ASSERT_EQ(0, cu_enable_swap_out(self->ctl, false));
 	ASSERT_EQ(0, vms_controller_info(self->ctl, &mi));
 	EXPECT_GE(mi.swap_file_alloc, (uint64_t)2 * CU_DATA_PAGES_PER_REGION * vms_page_size());
 	ASSERT_EQ(0, disable_wait(self->ctl, false));
@@ -272,7 +244,7 @@ TEST_F(cleanup, slow_disable_keeps_then_plain_disable_releases)
 	uint64_t before;
 
 	cu_quiet_log(); /* the IGNORED disables below warn */
-	ASSERT_EQ(0, swap_all_out(self->ctl));
+	ASSERT_EQ(0, cu_enable_swap_out(self->ctl, false));
 	ASSERT_EQ(0, vms_controller_info(self->ctl, &mi));
 	before = mi.swap_file_alloc;
 	ASSERT_LT(0, before);
@@ -305,14 +277,14 @@ TEST_F(cleanup, enable_during_cleanup_keeps_contents)
 {
 	struct vms_monitor_info mi;
 
-	ASSERT_EQ(0, swap_all_out(self->ctl));
+	ASSERT_EQ(0, cu_enable_swap_out(self->ctl, false));
 	ASSERT_EQ(0, disable_wait(self->ctl, true));
 	ASSERT_EQ(0, vms_controller_info(self->ctl, &mi));
 	ASSERT_TRUE(mi.flags & VMS_INFO_CLEANUP_RUNNING);
 	/* Change some pages while disabled, then enable over the cleanup. */
 	cu_set(&self->g, &self->e, 0, 1, 0x77);
 	cu_set(&self->g, &self->e, 1, 500, 0x78);
-	ASSERT_EQ(0, swap_all_out(self->ctl));
+	ASSERT_EQ(0, cu_enable_swap_out(self->ctl, false));
 	ASSERT_EQ(0, vms_controller_info(self->ctl, &mi));
 	EXPECT_EQ(0, mi.flags & VMS_INFO_CLEANUP_RUNNING);
 	/* Every page faults in from the new swap file. */
@@ -327,7 +299,7 @@ TEST_F(cleanup, exit_during_cleanup)
 	pid_t mon = vms_controller_monitor_pid(self->ctl);
 	uint64_t t0;
 
-	ASSERT_EQ(0, swap_all_out(self->ctl));
+	ASSERT_EQ(0, cu_enable_swap_out(self->ctl, false));
 	ASSERT_EQ(0, disable_wait(self->ctl, true));
 	ASSERT_EQ(0, vms_controller_info(self->ctl, &mi));
 	ASSERT_TRUE(mi.flags & VMS_INFO_CLEANUP_RUNNING);
@@ -354,22 +326,14 @@ FIXTURE_SETUP(cleanup_ticks)
 		.cleanup_interval_ms = 5,
 		.cleanup_step_bytes = 256 * 1024,
 	};
-	int ret;
 
-	self->ctl = NULL;
-	ASSERT_EQ(0, cu_guest_create(&self->g));
-	ret = cu_launch_opts(&self->g, NULL, 0, &x, &self->ctl);
-	if (cu_uffd_unavailable(ret))
-		SKIP(return, "userfaultfd unavailable: %s", strerror(-ret));
-	ASSERT_EQ(0, ret);
+	CU_SETUP(&self->g, NULL, 0, &x, &self->ctl);
 	cu_write_crosvm_data(&self->g, &self->e);
 }
 
 FIXTURE_TEARDOWN(cleanup_ticks)
 {
-	if (self->ctl)
-		vms_controller_exit(self->ctl);
-	cu_guest_destroy(&self->g);
+	cu_teardown(&self->g, &self->ctl);
 }
 
 TEST_F(cleanup_ticks, shrinks_gradually_to_zero)
@@ -378,7 +342,7 @@ TEST_F(cleanup_ticks, shrinks_gradually_to_zero)
 	struct vms_monitor_info mi;
 	unsigned int polls = 0;
 
-	ASSERT_EQ(0, swap_all_out(self->ctl));
+	ASSERT_EQ(0, cu_enable_swap_out(self->ctl, false));
 	ASSERT_EQ(0, vms_controller_info(self->ctl, &mi));
 	/* Steps needed to take the whole file down (it is 1542 pages, ~6 MiB). */
 	want_steps = (mi.swap_file_size + 256 * 1024 - 1) / (256 * 1024);
@@ -427,7 +391,7 @@ TEST(fault_around_option)
 	ASSERT_EQ(0, vms_controller_info(ctl, &mi));
 	EXPECT_EQ(64, mi.fault_around_pages);
 	cu_write_crosvm_data(&g, &e);
-	ASSERT_EQ(0, accepted(vms_controller_enable(ctl, &r), &r));
+	ASSERT_EQ(0, cu_accepted(vms_controller_enable(ctl, &r), &r));
 	/* Reading in page order makes a sequential stream over the 3 MiB runs. */
 	EXPECT_EQ(-1, cu_check(&g, &e));
 	ASSERT_EQ(0, vms_controller_info(ctl, &mi));
@@ -488,8 +452,8 @@ TEST(fault_cpu_hint)
 	ASSERT_EQ(0, monitor_cpus(vms_controller_monitor_pid(ctl), got, sizeof(got)));
 	EXPECT_STREQ(want, got);
 	cu_write_crosvm_data(&g, &e);
-	ASSERT_EQ(0, accepted(vms_controller_enable(ctl, &r), &r));
-	ASSERT_EQ(0, accepted(vms_controller_swap_out(ctl, &r), &r));
+	ASSERT_EQ(0, cu_accepted(vms_controller_enable(ctl, &r), &r));
+	ASSERT_EQ(0, cu_accepted(vms_controller_swap_out(ctl, &r), &r));
 	ASSERT_EQ(0, cu_wait_state(ctl, VMS_SWAP_ACTIVE, CU_DEADLINE_MS, NULL));
 	EXPECT_EQ(-1, cu_check(&g, &e));
 	ASSERT_EQ(0, disable_wait(ctl, false));

@@ -39,29 +39,13 @@ FIXTURE(conc)
 
 FIXTURE_SETUP(conc)
 {
-	int ret;
-
-	self->ctl = NULL;
-	ASSERT_EQ(0, cu_guest_create(&self->g));
-	ret = cu_launch(&self->g, NULL, 0, &self->ctl);
-	if (cu_uffd_unavailable(ret))
-		SKIP(return, "userfaultfd unavailable: %s", strerror(-ret));
-	ASSERT_EQ(0, ret);
+	CU_SETUP(&self->g, NULL, 0, NULL, &self->ctl);
 	cu_write_crosvm_data(&self->g, &self->e);
 }
 
 FIXTURE_TEARDOWN(conc)
 {
-	if (self->ctl)
-		vms_controller_exit(self->ctl);
-	cu_guest_destroy(&self->g);
-}
-
-static int accepted(int ret, const struct vms_reply *r)
-{
-	if (ret)
-		return ret;
-	return r->result == VMS_REPLY_ACCEPTED ? 0 : -EPROTO;
+	cu_teardown(&self->g, &self->ctl);
 }
 
 /* ---- device worker ---- */
@@ -178,7 +162,7 @@ TEST_F(conc, device_worker_writes_survive_enable)
 		for (uint64_t end = cu_now_ms() + CU_DEADLINE_MS;
 		     atomic_load(&l->writes) < w0 + 2 * WPAGES;)
 			ASSERT_LT(cu_now_ms(), end);
-		ASSERT_EQ(0, accepted(vms_controller_enable(self->ctl, &r), &r));
+		ASSERT_EQ(0, cu_accepted(vms_controller_enable(self->ctl, &r), &r));
 		ASSERT_EQ(0, vms_freeze(&fz, &(struct vms_freeze_opts){ .pids = &dev,
 									   .npids = 1 }));
 		flux = check_snapshot(&self->g, l);
@@ -186,12 +170,12 @@ TEST_F(conc, device_worker_writes_survive_enable)
 		ASSERT_GE(flux, 0); /* no write lost */
 		ASSERT_LE(flux, 1); /* at most the page the worker was writing */
 		if (round % 2) {
-			ASSERT_EQ(0, accepted(vms_controller_swap_out(self->ctl, &r), &r));
+			ASSERT_EQ(0, cu_accepted(vms_controller_swap_out(self->ctl, &r), &r));
 			ASSERT_EQ(0, cu_wait_state(self->ctl, VMS_SWAP_ACTIVE, CU_DEADLINE_MS,
 						   NULL));
 		}
 		if (round % 3 == 2) {
-			ASSERT_EQ(0, accepted(vms_controller_disable(self->ctl, false, &r), &r));
+			ASSERT_EQ(0, cu_accepted(vms_controller_disable(self->ctl, false, &r), &r));
 			ASSERT_EQ(0, cu_wait_state(self->ctl, VMS_SWAP_READY, CU_DEADLINE_MS,
 						   NULL));
 		}
@@ -252,10 +236,10 @@ TEST_F(conc, status_polled_during_enable_and_swap_in)
 			cu_set(&self->g, &self->e, reg, p, (uint8_t)(p * 7 + reg + 1));
 	ASSERT_EQ(0, pthread_create(&t, NULL, poll_status, &s));
 	for (int round = 0; round < 4; round++) {
-		ASSERT_EQ(0, accepted(vms_controller_enable(self->ctl, &r), &r));
-		ASSERT_EQ(0, accepted(vms_controller_swap_out(self->ctl, &r), &r));
+		ASSERT_EQ(0, cu_accepted(vms_controller_enable(self->ctl, &r), &r));
+		ASSERT_EQ(0, cu_accepted(vms_controller_swap_out(self->ctl, &r), &r));
 		ASSERT_EQ(0, cu_wait_state(self->ctl, VMS_SWAP_ACTIVE, CU_DEADLINE_MS, NULL));
-		ASSERT_EQ(0, accepted(vms_controller_disable(self->ctl, false, &r), &r));
+		ASSERT_EQ(0, cu_accepted(vms_controller_disable(self->ctl, false, &r), &r));
 		ASSERT_EQ(0, cu_wait_state(self->ctl, VMS_SWAP_READY, CU_DEADLINE_MS, NULL));
 		ASSERT_EQ(-1, cu_check(&self->g, &self->e));
 	}
@@ -309,14 +293,14 @@ TEST_F(conc, remove_races_faults_and_swap_in)
 		pthread_t t;
 		uint64_t first = 20 + (uint64_t)round * 100, v;
 
-		ASSERT_EQ(0, accepted(vms_controller_enable(self->ctl, &r), &r));
+		ASSERT_EQ(0, cu_accepted(vms_controller_enable(self->ctl, &r), &r));
 		if (round % 2) {
-			ASSERT_EQ(0, accepted(vms_controller_swap_out(self->ctl, &r), &r));
+			ASSERT_EQ(0, cu_accepted(vms_controller_swap_out(self->ctl, &r), &r));
 			ASSERT_EQ(0, cu_wait_state(self->ctl, VMS_SWAP_ACTIVE, CU_DEADLINE_MS,
 						   NULL));
 		}
 		if (round >= 3)
-			ASSERT_EQ(0, accepted(vms_controller_disable(self->ctl, false, &r), &r));
+			ASSERT_EQ(0, cu_accepted(vms_controller_disable(self->ctl, false, &r), &r));
 		rm = (struct remover){ .addr = cu_page(&self->g, round % 2, first),
 				       .len = 64 * vms_page_size(), .done_fd = efd };
 		ASSERT_EQ(0, pthread_create(&t, NULL, do_remove, &rm));
@@ -392,9 +376,9 @@ TEST_F(conc, queued_remove_wins_over_earlier_fault)
 		uint64_t v;
 		pid_t rtid;
 
-		ASSERT_EQ(0, accepted(vms_controller_enable(self->ctl, &r), &r));
+		ASSERT_EQ(0, cu_accepted(vms_controller_enable(self->ctl, &r), &r));
 		if (round % 2) {
-			ASSERT_EQ(0, accepted(vms_controller_swap_out(self->ctl, &r), &r));
+			ASSERT_EQ(0, cu_accepted(vms_controller_swap_out(self->ctl, &r), &r));
 			ASSERT_EQ(0, cu_wait_state(self->ctl, VMS_SWAP_ACTIVE, CU_DEADLINE_MS,
 						   NULL));
 		}

@@ -38,46 +38,16 @@ FIXTURE(life)
 
 FIXTURE_SETUP(life)
 {
-	int ret;
-
-	self->ctl = NULL;
 	strcpy(self->dir, "/tmp/vms_life_XXXXXX");
 	ASSERT_NE(NULL, mkdtemp(self->dir));
-	ASSERT_EQ(0, cu_guest_create(&self->g));
-	ret = cu_launch(&self->g, self->dir, VMS_CTL_TEST_HOLD_JOBS, &self->ctl);
-	if (cu_uffd_unavailable(ret))
-		SKIP(return, "userfaultfd unavailable: %s", strerror(-ret));
-	ASSERT_EQ(0, ret);
+	CU_SETUP(&self->g, self->dir, VMS_CTL_TEST_HOLD_JOBS, NULL, &self->ctl);
 	cu_write_crosvm_data(&self->g, &self->e);
 }
 
 FIXTURE_TEARDOWN(life)
 {
-	if (self->ctl)
-		vms_controller_exit(self->ctl);
-	cu_guest_destroy(&self->g);
+	cu_teardown(&self->g, &self->ctl);
 	rmdir(self->dir);
-}
-
-static int accepted(int ret, const struct vms_reply *r)
-{
-	if (ret)
-		return ret;
-	return r->result == VMS_REPLY_ACCEPTED ? 0 : -EPROTO;
-}
-
-static int enable_out_active(struct vms_controller *ctl)
-{
-	struct vms_reply r;
-	int ret = accepted(vms_controller_enable(ctl, &r), &r);
-
-	if (!ret)
-		ret = accepted(vms_controller_swap_out(ctl, &r), &r);
-	if (!ret)
-		ret = vms_controller_test_release_job(ctl);
-	if (!ret)
-		ret = cu_wait_state(ctl, VMS_SWAP_ACTIVE, CU_DEADLINE_MS, NULL);
-	return ret;
 }
 
 TEST_F(life, monitor_killed_calls_fail_fast)
@@ -108,7 +78,7 @@ TEST_F(life, monitor_killed_while_enabled_fails_fast)
 	pid_t mon = vms_controller_monitor_pid(self->ctl);
 	uint64_t t0;
 
-	ASSERT_EQ(0, enable_out_active(self->ctl));
+	ASSERT_EQ(0, cu_enable_swap_out(self->ctl, true));
 	ASSERT_EQ(0, kill(mon, SIGKILL));
 	t0 = cu_now_ms();
 	ASSERT_EQ(-EPIPE, vms_controller_status(self->ctl, &st));
@@ -164,7 +134,7 @@ TEST(vmm_killed_monitor_exits)
 
 TEST_F(life, exit_while_active_keeps_contents)
 {
-	ASSERT_EQ(0, enable_out_active(self->ctl));
+	ASSERT_EQ(0, cu_enable_swap_out(self->ctl, true));
 	ASSERT_EQ(0, vms_controller_exit(self->ctl));
 	self->ctl = NULL;
 	ASSERT_EQ(-1, cu_check_memfd(&self->g, &self->e));
@@ -207,14 +177,14 @@ TEST_F(life, device_registers_while_enabled)
 	int go, st;
 	pid_t pid;
 
-	ASSERT_EQ(0, enable_out_active(self->ctl));
+	ASSERT_EQ(0, cu_enable_swap_out(self->ctl, true));
 	pid = fork_reader(self->ctl, &self->g, &self->e, &go);
 	ASSERT_GT(pid, 0);
 	close(go);
 	ASSERT_EQ(pid, waitpid(pid, &st, 0));
 	ASSERT_TRUE(WIFEXITED(st));
 	ASSERT_EQ(0, WEXITSTATUS(st));
-	ASSERT_EQ(0, accepted(vms_controller_disable(self->ctl, false, &r), &r));
+	ASSERT_EQ(0, cu_accepted(vms_controller_disable(self->ctl, false, &r), &r));
 	ASSERT_EQ(0, vms_controller_test_release_job(self->ctl));
 	ASSERT_EQ(0, cu_wait_state(self->ctl, VMS_SWAP_READY, CU_DEADLINE_MS, NULL));
 	ASSERT_EQ(-1, cu_check(&self->g, &self->e));
@@ -228,8 +198,8 @@ TEST_F(life, device_killed_during_swap_in)
 
 	pid = fork_reader(self->ctl, &self->g, &self->e, &go);
 	ASSERT_GT(pid, 0);
-	ASSERT_EQ(0, enable_out_active(self->ctl));
-	ASSERT_EQ(0, accepted(vms_controller_disable(self->ctl, false, &r), &r));
+	ASSERT_EQ(0, cu_enable_swap_out(self->ctl, true));
+	ASSERT_EQ(0, cu_accepted(vms_controller_disable(self->ctl, false, &r), &r));
 	ASSERT_EQ(VMS_SWAP_SWAP_IN_IN_PROGRESS, cu_state(self->ctl));
 	ASSERT_EQ(0, kill(pid, SIGKILL));
 	ASSERT_EQ(pid, waitpid(pid, &st, 0));
@@ -239,7 +209,7 @@ TEST_F(life, device_killed_during_swap_in)
 	ASSERT_EQ(-1, cu_check_memfd(&self->g, &self->e));
 	ASSERT_EQ(-1, cu_check(&self->g, &self->e));
 	/* And swap works again without it. */
-	ASSERT_EQ(0, enable_out_active(self->ctl));
+	ASSERT_EQ(0, cu_enable_swap_out(self->ctl, true));
 	ASSERT_EQ(-1, cu_check(&self->g, &self->e));
 }
 
@@ -308,7 +278,7 @@ TEST_F(life, malformed_messages_get_errors_and_change_nothing)
 	struct vms_reply r;
 	char big[64] = { 0 };
 
-	ASSERT_EQ(0, accepted(vms_controller_enable(self->ctl, &r), &r));
+	ASSERT_EQ(0, cu_accepted(vms_controller_enable(self->ctl, &r), &r));
 	ASSERT_EQ(0, vms_controller_status(self->ctl, &before));
 	ASSERT_EQ(VMS_SWAP_PENDING, before.state);
 
@@ -371,7 +341,7 @@ TEST_F(life, swap_file_is_unnamed_and_dies_with_monitor)
 {
 	pid_t mon = vms_controller_monitor_pid(self->ctl);
 
-	ASSERT_EQ(0, enable_out_active(self->ctl));
+	ASSERT_EQ(0, cu_enable_swap_out(self->ctl, true));
 	ASSERT_EQ(0, count_dir(self->dir));
 	ASSERT_EQ(0, kill(mon, SIGKILL));
 	ASSERT_EQ(0, cu_wait_pid_exit(mon, CU_DEADLINE_MS));
@@ -431,21 +401,21 @@ TEST(swap_out_into_full_tmpfs_fails_and_recovers)
 	}
 	ASSERT_EQ(0, ret);
 	cu_write_crosvm_data(&g, &e);
-	ASSERT_EQ(0, accepted(vms_controller_enable(ctl, &r), &r));
-	ASSERT_EQ(0, accepted(vms_controller_swap_out(ctl, &r), &r));
+	ASSERT_EQ(0, cu_accepted(vms_controller_enable(ctl, &r), &r));
+	ASSERT_EQ(0, cu_accepted(vms_controller_swap_out(ctl, &r), &r));
 	ASSERT_EQ(0, cu_wait_state(ctl, VMS_SWAP_FAILED, CU_DEADLINE_MS, &st));
 	ASSERT_EQ(0, st.state_transition.pages); /* Failed: zeros */
 	/* Faults are still served in Failed: every page reads right. */
 	ASSERT_EQ(-1, cu_check(&g, &e));
-	ASSERT_EQ(0, accepted(vms_controller_enable(ctl, &r), &r)); /* way out 1 */
+	ASSERT_EQ(0, cu_accepted(vms_controller_enable(ctl, &r), &r)); /* way out 1 */
 	ASSERT_EQ(VMS_SWAP_PENDING, r.new_state);
-	ASSERT_EQ(0, accepted(vms_controller_swap_out(ctl, &r), &r));
+	ASSERT_EQ(0, cu_accepted(vms_controller_swap_out(ctl, &r), &r));
 	ASSERT_EQ(0, cu_wait_state(ctl, VMS_SWAP_FAILED, CU_DEADLINE_MS, NULL));
-	ASSERT_EQ(0, accepted(vms_controller_disable(ctl, false, &r), &r)); /* way out 2 */
+	ASSERT_EQ(0, cu_accepted(vms_controller_disable(ctl, false, &r), &r)); /* way out 2 */
 	ASSERT_EQ(0, cu_wait_state(ctl, VMS_SWAP_READY, CU_DEADLINE_MS, NULL));
 	ASSERT_EQ(-1, cu_check_memfd(&g, &e));
 	ASSERT_EQ(-1, cu_check(&g, &e));
-	ASSERT_EQ(0, accepted(vms_controller_enable(ctl, &r), &r)); /* works again */
+	ASSERT_EQ(0, cu_accepted(vms_controller_enable(ctl, &r), &r)); /* works again */
 	ASSERT_EQ(0, vms_controller_exit(ctl));
 	ASSERT_EQ(-1, cu_check_memfd(&g, &e));
 	cu_guest_destroy(&g);

@@ -335,32 +335,17 @@ FIXTURE_VARIANT_ADD(cell, failed_status)
 FIXTURE_SETUP(cell)
 {
 	unsigned int flags = VMS_CTL_TEST_HOLD_JOBS;
-	int ret;
 
-	self->ctl = NULL;
 	cu_quiet_log(); /* before the fork: the monitor inherits it */
-	ASSERT_EQ(0, cu_guest_create(&self->g));
 	if (variant->state == VMS_SWAP_FAILED)
 		flags |= VMS_CTL_TEST_FAIL_SWAP_OUT;
-	ret = cu_launch(&self->g, NULL, flags, &self->ctl);
-	if (cu_uffd_unavailable(ret))
-		SKIP(return, "userfaultfd unavailable: %s", strerror(-ret));
-	ASSERT_EQ(0, ret);
+	CU_SETUP(&self->g, NULL, flags, NULL, &self->ctl);
 	cu_write_crosvm_data(&self->g, &self->e);
 }
 
 FIXTURE_TEARDOWN(cell)
 {
-	if (self->ctl)
-		vms_controller_exit(self->ctl);
-	cu_guest_destroy(&self->g);
-}
-
-static int expect_accepted(int ret, const struct vms_reply *r)
-{
-	if (ret)
-		return ret;
-	return r->result == VMS_REPLY_ACCEPTED ? 0 : -EPROTO;
+	cu_teardown(&self->g, &self->ctl);
 }
 
 /* Drive a fresh controller (Ready) into 'state'. */
@@ -371,12 +356,12 @@ static int reach(struct vms_controller *ctl, int state)
 
 	if (state == VMS_SWAP_READY)
 		return 0;
-	ret = expect_accepted(vms_controller_enable(ctl, &r), &r);
+	ret = cu_accepted(vms_controller_enable(ctl, &r), &r);
 	if (ret || state == VMS_SWAP_PENDING)
 		return ret;
 	if (state == VMS_SWAP_TRIM_IN_PROGRESS)
-		return expect_accepted(vms_controller_trim(ctl, &r), &r);
-	ret = expect_accepted(vms_controller_swap_out(ctl, &r), &r);
+		return cu_accepted(vms_controller_trim(ctl, &r), &r);
+	ret = cu_accepted(vms_controller_swap_out(ctl, &r), &r);
 	if (ret || state == VMS_SWAP_SWAP_OUT_IN_PROGRESS)
 		return ret;
 	ret = vms_controller_test_release_job(ctl);
@@ -387,7 +372,7 @@ static int reach(struct vms_controller *ctl, int state)
 	ret = cu_wait_state(ctl, VMS_SWAP_ACTIVE, CU_DEADLINE_MS, NULL);
 	if (ret || state == VMS_SWAP_ACTIVE)
 		return ret;
-	return expect_accepted(vms_controller_disable(ctl, false, &r), &r);
+	return cu_accepted(vms_controller_disable(ctl, false, &r), &r);
 }
 
 static int send(struct vms_controller *ctl, int cmd, struct vms_reply *r)

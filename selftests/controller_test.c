@@ -28,21 +28,23 @@ FIXTURE(ctl)
 
 FIXTURE_SETUP(ctl)
 {
-	int ret;
-
-	self->ctl = NULL;
-	ASSERT_EQ(0, cu_guest_create(&self->g));
-	ret = cu_launch(&self->g, NULL, 0, &self->ctl);
-	if (cu_uffd_unavailable(ret))
-		SKIP(return, "userfaultfd unavailable: %s", strerror(-ret));
-	ASSERT_EQ(0, ret);
+	CU_SETUP(&self->g, NULL, 0, NULL, &self->ctl);
 }
 
 FIXTURE_TEARDOWN(ctl)
 {
-	if (self->ctl)
-		vms_controller_exit(self->ctl);
-	cu_guest_destroy(&self->g);
+	cu_teardown(&self->g, &self->ctl);
+}
+
+/* The last transition record must be 'pages' ('what' names it in the log). */
+static int moved_expect(const struct vms_swap_status *st, const char *what, uint64_t pages)
+{
+	if (st->state_transition.pages != pages) {
+		cu_log("%s %llu pages, want %llu", what,
+		       (unsigned long long)st->state_transition.pages, (unsigned long long)pages);
+		return -ERANGE;
+	}
+	return 0;
 }
 
 /* Enable, expecting acceptance, state Pending and a move of 'pages' pages. */
@@ -63,19 +65,28 @@ static int enable_expect(struct vms_controller *ctl, uint64_t pages)
 		cu_log("state %d", st.state);
 		return -EPROTO;
 	}
-	if (st.state_transition.pages != pages) {
-		cu_log("moved %llu pages, want %llu", (unsigned long long)st.state_transition.pages,
-		       (unsigned long long)pages);
-		return -ERANGE;
-	}
-	return 0;
+	return moved_expect(&st, "moved", pages);
 }
 
-static int accepted(int ret, const struct vms_reply *r)
+/*
+ * After a request (its result ret, its reply r): it was accepted, the controller
+ * reaches 'state' (its status in *st unless st is NULL) and the transition record
+ * is 'pages'.
+ */
+static int done_expect(struct vms_controller *ctl, int ret, const struct vms_reply *r,
+		       int state, const char *what, uint64_t pages, struct vms_swap_status *st)
 {
+	struct vms_swap_status s;
+
+	ret = cu_accepted(ret, r);
 	if (ret)
 		return ret;
-	return r->result == VMS_REPLY_ACCEPTED ? 0 : -EPROTO;
+	ret = cu_wait_state(ctl, state, CU_DEADLINE_MS, &s);
+	if (ret)
+		return ret;
+	if (st)
+		*st = s;
+	return moved_expect(&s, what, pages);
 }
 
 /* Swap out and wait for Active; the swap-out record must be 'pages'. */
@@ -83,18 +94,11 @@ static int out_expect(struct vms_controller *ctl, uint64_t pages)
 {
 	struct vms_swap_status st;
 	struct vms_reply r;
-	int ret = accepted(vms_controller_swap_out(ctl, &r), &r);
+	int ret = vms_controller_swap_out(ctl, &r);
 
+	ret = done_expect(ctl, ret, &r, VMS_SWAP_ACTIVE, "swapped out", pages, &st);
 	if (ret)
 		return ret;
-	ret = cu_wait_state(ctl, VMS_SWAP_ACTIVE, CU_DEADLINE_MS, &st);
-	if (ret)
-		return ret;
-	if (st.state_transition.pages != pages) {
-		cu_log("swapped out %llu pages, want %llu",
-		       (unsigned long long)st.state_transition.pages, (unsigned long long)pages);
-		return -ERANGE;
-	}
 	if (st.metrics.staging_pages != 0 || st.metrics.swap_pages < pages)
 		return -EPROTO;
 	return 0;
@@ -102,40 +106,18 @@ static int out_expect(struct vms_controller *ctl, uint64_t pages)
 
 static int trim_expect(struct vms_controller *ctl, uint64_t pages)
 {
-	struct vms_swap_status st;
 	struct vms_reply r;
-	int ret = accepted(vms_controller_trim(ctl, &r), &r);
 
-	if (ret)
-		return ret;
-	ret = cu_wait_state(ctl, VMS_SWAP_PENDING, CU_DEADLINE_MS, &st);
-	if (ret)
-		return ret;
-	if (st.state_transition.pages != pages) {
-		cu_log("trimmed %llu pages, want %llu",
-		       (unsigned long long)st.state_transition.pages, (unsigned long long)pages);
-		return -ERANGE;
-	}
-	return 0;
+	return done_expect(ctl, vms_controller_trim(ctl, &r), &r, VMS_SWAP_PENDING, "trimmed",
+			   pages, NULL);
 }
 
 static int disable_expect(struct vms_controller *ctl, uint64_t pages)
 {
-	struct vms_swap_status st;
 	struct vms_reply r;
-	int ret = accepted(vms_controller_disable(ctl, false, &r), &r);
 
-	if (ret)
-		return ret;
-	ret = cu_wait_state(ctl, VMS_SWAP_READY, CU_DEADLINE_MS, &st);
-	if (ret)
-		return ret;
-	if (st.state_transition.pages != pages) {
-		cu_log("swapped in %llu pages, want %llu",
-		       (unsigned long long)st.state_transition.pages, (unsigned long long)pages);
-		return -ERANGE;
-	}
-	return 0;
+	return done_expect(ctl, vms_controller_disable(ctl, false, &r), &r, VMS_SWAP_READY,
+			   "swapped in", pages, NULL);
 }
 
 /* Exit the controller, then check every page in the VMM (mapping and memfd). */
@@ -224,19 +206,29 @@ TEST_F(ctl, controller_disable)
 	ASSERT_EQ(0, exit_and_check(&self->ctl, &self->g, &self->e));
 }
 
-/* A device process: register, tell the parent, wait for a byte, exit. */
-static pid_t fork_device(struct vms_controller *ctl, int *ready_rd, int *go_wr)
-{
-	int ready[2], go[2];
+/* A device process and the parent's ends of its two pipes. */
+struct device {
 	pid_t pid;
+	int rd; /* the child writes 'R' once registered, else -its error */
+	int wr; /* closing it lets the child exit */
+};
+
+/*
+ * Fork a device process (register, tell the parent, wait for a byte, exit) and wait
+ * until it has registered. 0 or -errno.
+ */
+static int start_device(struct vms_controller *ctl, struct device *d)
+{
+	int ready[2], go[2], ret;
+	char b;
 
 	if (pipe(ready) || pipe(go))
-		return -1;
-	pid = fork();
-	if (pid == 0) {
+		return -ECHILD;
+	d->pid = fork();
+	if (d->pid == 0) {
 		int dr = vms_controller_device_forked(ctl, CU_DEADLINE_MS);
-		char b = dr ? (char)(-dr) : 'R';
 
+		b = dr ? (char)(-dr) : 'R';
 		close(go[1]);
 		close(ready[0]);
 		vms_controller_forget(ctl);
@@ -248,27 +240,46 @@ static pid_t fork_device(struct vms_controller *ctl, int *ready_rd, int *go_wr)
 	}
 	close(ready[1]);
 	close(go[0]);
-	*ready_rd = ready[0];
-	*go_wr = go[1];
-	return pid;
+	d->rd = ready[0];
+	d->wr = go[1];
+	if (d->pid < 0)
+		return -ECHILD;
+	ret = cu_read_byte(d->rd, CU_DEADLINE_MS, &b);
+	if (ret)
+		return ret;
+	if (b != 'R') {
+		cu_log("the device did not register: %d", b);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/* Let the device exit (it reads EOF); 0 when it exited with status 0. */
+static int stop_device(struct device *d)
+{
+	int st;
+	pid_t w;
+
+	close(d->wr);
+	w = waitpid(d->pid, &st, 0);
+	close(d->rd);
+	if (w != d->pid)
+		return -ECHILD;
+	if (st) {
+		cu_log("the device exited with status %#x", st);
+		return -EPROTO;
+	}
+	return 0;
 }
 
 /* crosvm register_region_skip_obsolete_process: a dead device does not fail enable. */
 TEST_F(ctl, register_skips_dead_process)
 {
-	int rd, wr, st;
-	pid_t pid;
-	char b;
+	struct device d;
 
 	cu_write_crosvm_data(&self->g, &self->e);
-	pid = fork_device(self->ctl, &rd, &wr);
-	ASSERT_GT(pid, 0);
-	ASSERT_EQ(0, cu_read_byte(rd, CU_DEADLINE_MS, &b));
-	ASSERT_EQ('R', b);
-	close(wr); /* the child reads EOF and exits */
-	ASSERT_EQ(pid, waitpid(pid, &st, 0));
-	ASSERT_EQ(0, st);
-	close(rd);
+	ASSERT_EQ(0, start_device(self->ctl, &d));
+	ASSERT_EQ(0, stop_device(&d));
 	ASSERT_EQ(0, enable_expect(self->ctl, 1542));
 	ASSERT_EQ(-1, cu_check(&self->g, &self->e));
 	ASSERT_EQ(0, disable_expect(self->ctl, 0)); /* everything was faulted back */
@@ -278,20 +289,12 @@ TEST_F(ctl, register_skips_dead_process)
 /* crosvm unregister_region_skip_obsolete_process: registered, then it dies. */
 TEST_F(ctl, unregister_skips_dead_process)
 {
-	int rd, wr, st;
-	pid_t pid;
-	char b;
+	struct device d;
 
 	cu_write_crosvm_data(&self->g, &self->e);
-	pid = fork_device(self->ctl, &rd, &wr);
-	ASSERT_GT(pid, 0);
-	ASSERT_EQ(0, cu_read_byte(rd, CU_DEADLINE_MS, &b));
-	ASSERT_EQ('R', b);
+	ASSERT_EQ(0, start_device(self->ctl, &d));
 	ASSERT_EQ(0, enable_expect(self->ctl, 1542)); /* registers the live device */
-	close(wr);
-	ASSERT_EQ(pid, waitpid(pid, &st, 0));
-	ASSERT_EQ(0, st);
-	close(rd);
+	ASSERT_EQ(0, stop_device(&d));
 	ASSERT_EQ(0, out_expect(self->ctl, 1542));
 	ASSERT_EQ(0, disable_expect(self->ctl, 1542));
 	ASSERT_EQ(-1, cu_check(&self->g, &self->e));

@@ -12,6 +12,7 @@
 
 #include <vmmswap/log.h>
 #include <vmmswap/pagesize.h>
+#include <vmmswap/protocol.h>
 
 #include "ctl_util.h"
 
@@ -165,6 +166,35 @@ int cu_launch(const struct cu_guest *g, const char *dir, unsigned int flags,
 	      struct vms_controller **ctl)
 {
 	return cu_launch_opts(g, dir, flags, NULL, ctl);
+}
+
+void cu_teardown(struct cu_guest *g, struct vms_controller **ctl)
+{
+	if (*ctl)
+		vms_controller_exit(*ctl);
+	*ctl = NULL;
+	cu_guest_destroy(g);
+}
+
+int cu_accepted(int ret, const struct vms_reply *r)
+{
+	if (ret)
+		return ret;
+	return r->result == VMS_REPLY_ACCEPTED ? 0 : -EPROTO;
+}
+
+int cu_enable_swap_out(struct vms_controller *ctl, bool held)
+{
+	struct vms_reply r;
+	int ret = cu_accepted(vms_controller_enable(ctl, &r), &r);
+
+	if (!ret)
+		ret = cu_accepted(vms_controller_swap_out(ctl, &r), &r);
+	if (!ret && held)
+		ret = vms_controller_test_release_job(ctl);
+	if (!ret)
+		ret = cu_wait_state(ctl, VMS_SWAP_ACTIVE, CU_DEADLINE_MS, NULL);
+	return ret;
 }
 
 bool cu_uffd_unavailable(int err)

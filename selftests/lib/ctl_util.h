@@ -6,7 +6,8 @@
  * state by bounded polling of Status.
  *
  * Nothing here uses the harness's ASSERT_* (some helpers run on other threads or in
- * child processes); everything returns 0 / -errno or a bool.
+ * child processes); everything returns 0 / -errno or a bool, except CU_SETUP(),
+ * a macro for FIXTURE_SETUP bodies.
  */
 #ifndef VMMSWAP_SELFTESTS_CTL_UTIL_H
 #define VMMSWAP_SELFTESTS_CTL_UTIL_H
@@ -78,6 +79,34 @@ bool cu_uffd_unavailable(int err);
 /* The same, taking fault_around_pages, the cleanup pacing and fault_cpu from extra. */
 int cu_launch_opts(const struct cu_guest *g, const char *dir, unsigned int flags,
 		   const struct vms_controller_opts *extra, struct vms_controller **ctl);
+
+/*
+ * The controller fixtures' setup: create the guest *g, then launch a controller over
+ * it into *ctl with cu_launch_opts() (extra may be NULL); the test SKIPs without a
+ * usable userfaultfd. It expands harness macros: use it after including
+ * kselftest_harness.h. cu_teardown() undoes it (and is safe after a SKIP).
+ */
+#define CU_SETUP(g, dir, flags, extra, ctl)                                          \
+	do {                                                                         \
+		int __cu_r;                                                          \
+									             \
+		*(ctl) = NULL;                                                       \
+		ASSERT_EQ(0, cu_guest_create(g));                                    \
+		__cu_r = cu_launch_opts(g, dir, flags, extra, ctl);                  \
+		if (cu_uffd_unavailable(__cu_r))                                     \
+			SKIP(return, "userfaultfd unavailable: %s", strerror(-__cu_r)); \
+		ASSERT_EQ(0, __cu_r);                                                \
+	} while (0)
+/* Exit the controller if *ctl is still set (then clear it), destroy the guest. */
+void cu_teardown(struct cu_guest *g, struct vms_controller **ctl);
+
+/* A request's result: its error, else 0 if the reply is Accepted, else -EPROTO. */
+int cu_accepted(int ret, const struct vms_reply *r);
+/*
+ * Enable and swap out, both accepted, then wait for Active. 'held': the controller
+ * runs with VMS_CTL_TEST_HOLD_JOBS, so release the swap-out job before waiting.
+ */
+int cu_enable_swap_out(struct vms_controller *ctl, bool held);
 
 /* Poll Status until the state is 'state' (0) or the deadline passes (-ETIMEDOUT). */
 int cu_wait_state(struct vms_controller *ctl, int state, int deadline_ms,
