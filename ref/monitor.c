@@ -50,6 +50,9 @@ struct uffd_ent {
 	bool registered;
 	uint64_t *retry; /* fault addresses that got -EAGAIN, retried after draining */
 	size_t nretry, cretry;
+	/* The other half of a double buffer, so serving faults allocates nothing. */
+	uint64_t *spare;
+	size_t cspare;
 };
 
 /* A command waiting its turn; it owns reply_fd. */
@@ -188,6 +191,7 @@ static void drop_uffd(struct vms_monitor *m, size_t i)
 		close(e->pidfd);
 	}
 	free(e->retry);
+	free(e->spare);
 	*e = (struct uffd_ent){ .fd = -1, .pidfd = -1 };
 }
 
@@ -1052,7 +1056,7 @@ static void handle_uffd(struct vms_monitor *m, size_t i)
 	struct uffd_ent *e = &m->u[i];
 	bool gate = m->job.running && m->job.kind == JOB_SWAP_IN;
 	uint64_t *todo;
-	size_t ntodo;
+	size_t ntodo, ctodo;
 	bool alive = true;
 
 	if (gate)
@@ -1108,11 +1112,14 @@ static void handle_uffd(struct vms_monitor *m, size_t i)
 	/* Serve the collected faults; those that get -EAGAIN park again. */
 	todo = e->retry;
 	ntodo = e->nretry;
-	e->retry = NULL;
-	e->nretry = e->cretry = 0;
+	ctodo = e->cretry;
+	e->retry = e->spare;
+	e->cretry = e->cspare;
+	e->nretry = 0;
 	for (size_t k = 0; k < ntodo && alive; k++)
 		alive = serve_fault(m, e, todo[k]);
-	free(todo);
+	e->spare = todo;
+	e->cspare = ctodo;
 	if (!alive)
 		drop_uffd(m, i);
 }
@@ -1265,6 +1272,7 @@ static void teardown(struct vms_monitor *m)
 			if (m->u[i].pidfd >= 0)
 				close(m->u[i].pidfd);
 			free(m->u[i].retry);
+			free(m->u[i].spare);
 		}
 	free(m->u);
 }
