@@ -121,7 +121,8 @@ static void reap(struct vms_controller *ctl)
 	ctl->monitor_pid = -1;
 }
 
-static void free_ctl(struct vms_controller *ctl)
+/* Close this process's fds of ctl and free it; the mutex is the caller's business. */
+static void release_ctl(struct vms_controller *ctl)
 {
 	if (ctl->cmd_fd >= 0)
 		close(ctl->cmd_fd);
@@ -129,10 +130,15 @@ static void free_ctl(struct vms_controller *ctl)
 		close(ctl->monitor_pidfd);
 	if (ctl->gate_fd >= 0)
 		close(ctl->gate_fd);
-	pthread_mutex_destroy(&ctl->lock);
 	free(ctl->freeze_pids);
 	free(ctl->swap_dir);
 	free(ctl);
+}
+
+static void free_ctl(struct vms_controller *ctl)
+{
+	pthread_mutex_destroy(&ctl->lock);
+	release_ctl(ctl);
 }
 
 int vms_controller_launch(const struct vms_controller_opts *opts, struct vms_controller **out)
@@ -457,15 +463,7 @@ void vms_controller_forget(struct vms_controller *ctl)
 	if (!ctl)
 		return;
 	/* Not free_ctl(): the mutex may be a copy of a locked one (after fork). */
-	if (ctl->cmd_fd >= 0)
-		close(ctl->cmd_fd);
-	if (ctl->monitor_pidfd >= 0)
-		close(ctl->monitor_pidfd);
-	if (ctl->gate_fd >= 0)
-		close(ctl->gate_fd);
-	free(ctl->freeze_pids);
-	free(ctl->swap_dir);
-	free(ctl);
+	release_ctl(ctl);
 }
 
 int vms_reply_describe(const struct vms_reply *reply, char *buf, size_t len)
