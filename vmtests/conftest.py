@@ -22,7 +22,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from vmm import Layout  # noqa: E402
+from vmm import Layout, pid_alive  # noqa: E402
 
 DEFAULT_ADAPTER = "minivmm_adapter:MiniVmmAdapter"
 
@@ -77,15 +77,6 @@ def soak_opts(request):
             "seed": c.getoption("--soak-seed")}
 
 
-def _pid_alive(pid):
-    """True if pid exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] not in "ZX"
-
 
 @pytest.fixture
 def start_vm(request, adapter, tmp_path):
@@ -119,7 +110,7 @@ def start_vm(request, adapter, tmp_path):
             vm.kill()
         except Exception as e:  # noqa: BLE001
             problems.append(f"{vm.name}: kill(): {e}")
-        left = [p for p in pids if _pid_alive(p)]
+        left = [p for p in pids if pid_alive(p)]
         if left:
             for p in left:
                 try:

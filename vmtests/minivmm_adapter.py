@@ -17,7 +17,8 @@ import socket
 import subprocess
 import time
 
-from vmm import VM, Adapter, GuestResult, Layout, Reply, Status, Unsupported, VmmError
+from vmm import (VM, Adapter, GuestResult, Layout, Reply, Status, Unsupported, VmmError,
+                 pid_alive)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAGIC = "vmmswap/1"
@@ -166,10 +167,10 @@ class MiniVmm(VM):
         not within the timeout."""
         others = [p for p in self.pids() if p != self.proc.pid]
         deadline = time.monotonic() + timeout
-        while any(_alive(p) for p in others) and time.monotonic() < deadline:
+        while any(pid_alive(p) for p in others) and time.monotonic() < deadline:
             time.sleep(0.01)  # polling against a deadline
         for p in others:
-            if _alive(p):
+            if pid_alive(p):
                 self.leftovers.append(p)
                 try:
                     os.kill(p, signal.SIGKILL)
@@ -301,14 +302,6 @@ def _int(v):
         return None
     return int(v, 0) if isinstance(v, str) else int(v)
 
-
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            s = f.read()
-    except OSError:
-        return False
-    return s[s.rindex(")") + 2] not in "ZX"
 
 
 class MiniVmmAdapter(Adapter):

@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from swaplib import (Memory, check, classify, disable, during, enable, mib_pages,
-                     new_seed, prepare_state, settle, swap_out)
+from swaplib import (Memory, check, classify, disable, during, enable, prepare_state,
+                     settle, swap_out)
 
 SETTLED_STATES = ["Ready", "Pending", "Active"]
 BACKGROUND_STATES = ["TrimInProgress", "SwapOutInProgress", "SwapInInProgress"]

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from swaplib import (Memory, check, disable, during, enable, ignored, prepare_state,
-                     settle, swap_out)
+                     settle)
 from vmm import METRICS, STATES
 
 _N = r"(?:0|[1-9][0-9]*)"

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from swaplib import Memory, check, disable, enable, new_seed, swap_out
+from vmm import pid_alive
 
 
 def test_dma_running_during_enable_loses_no_write(start_vm):
@@ -107,7 +108,7 @@ def test_vmm_stopped_while_enabled_leaves_nothing(start_vm, state):
         assert held, f"the monitor (pid {mon}) holds no file in the swap directory"
     rc = vm.stop()
     assert rc == 0, f"VMM exit status {rc} when stopped while {state}"
-    alive = [p for p in pids if _alive(p)]
+    alive = [p for p in pids if pid_alive(p)]
     assert not alive, f"processes left after stop while {state}: {alive}"
     assert os.listdir(vm.swap_dir) == [], "files left in the swap directory"
 
@@ -122,19 +123,11 @@ def test_vmm_killed_while_active_takes_the_monitor_with_it(start_vm):
     pids = list(vm.pids())
     vm.kill_vmm()
     deadline = time.monotonic() + 10
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.01)  # polling against a deadline
-    alive = [p for p in pids if _alive(p)]
+    alive = [p for p in pids if pid_alive(p)]
     assert not alive, f"processes left 10 s after the VMM was killed: {alive}"
 
-
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            s = f.read()
-    except OSError:
-        return False
-    return s[s.rindex(")") + 2] not in "ZX"
 
 
 def _files_in(pid, directory):

@@ -257,3 +257,13 @@ class Adapter(abc.ABC):
         """Start a VM; swap_dir is a fresh empty directory for the swap file,
         work_dir a fresh directory for sockets and logs. Returns a VM once the
         guest accepts commands."""
+
+
+def pid_alive(pid):
+    """True if pid exists and is not a zombie (for leftover-process checks)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
