@@ -967,7 +967,9 @@ static void handle_commands(struct vms_monitor *m)
 			struct vms_swap_status st;
 
 			fill_status(m, &st);
-			vms_proto_send_reply(c.reply_fd, &r, &st);
+			ret = vms_proto_send_reply(c.reply_fd, &r, &st);
+			if (ret)
+				vms_log(VMS_LOG_WARN, "monitor: could not answer Status: %d", ret);
 			close(c.reply_fd);
 			continue;
 		}
@@ -978,7 +980,9 @@ static void handle_commands(struct vms_monitor *m)
 			struct vms_monitor_info info;
 
 			fill_info(m, &info);
-			vms_proto_send_info_reply(c.reply_fd, &r, &info);
+			ret = vms_proto_send_info_reply(c.reply_fd, &r, &info);
+			if (ret)
+				vms_log(VMS_LOG_WARN, "monitor: could not answer Info: %d", ret);
 			close(c.reply_fd);
 			continue;
 		}
