@@ -167,6 +167,15 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@tools/demo.sh --variant $(VARIANT)
 
+# The racy selftest programs many times under CPU load (tools/stress.sh; not in
+# 'check'). STRESS_RUNS runs per program; STRESS_PROGS to pick programs.
+STRESS_RUNS ?= 500
+STRESS_PROGS ?=
+.PHONY: stress
+stress: deps
+	@$(MAKE) --no-print-directory all
+	@tools/stress.sh --runs $(STRESS_RUNS) --variant $(VARIANT) $(STRESS_PROGS)
+
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@tools/bench.sh

@@ -67,6 +67,12 @@ struct vms_page_handler {
 	uint64_t seq;		 /* bumped whenever a slot is freed: a slot read without the lock
 		       * is valid if seq did not change meanwhile */
 	uint64_t staged_hint;	 /* no staged page below this pgoff */
+	/*
+	 * While a move runs (moving), the pages a REMOVE hit since it started: their
+	 * copy in staging may predate the removal, so the move must not mark them.
+	 */
+	struct vms_bitmap removed;
+	bool moving;
 	/* Staging pages faulted in but not punched yet: the fault path frees them in
 	 * batches. Flushed before any move, the only thing that writes staging. */
 	uint64_t pending_free[64];
@@ -77,6 +83,11 @@ struct vms_page_handler {
 	unsigned int fa_oldest;
 
 	bool no_sendfile; /* under 'job_lock': the staging memfd cannot be spliced */
+
+	/* Test-only (vms_ph_set_race_hook); set before use, then read-only. */
+	vms_ph_race_hook hook;
+	void *hook_arg;
+	unsigned int lock_waiters; /* atomic: see lock_state() */
 
 	/* Job scratch space, under 'job_lock'. */
 	uint8_t *job_buf;     /* chunk_pages pages */
@@ -137,7 +148,20 @@ static struct ph_region *pgoff_region(const struct vms_page_handler *ph, uint64_
 
 static void lock_state(struct vms_page_handler *ph)
 {
+	if (!pthread_mutex_trylock(&ph->lock))
+		return;
+	/* Contended: counted so that a race test can see a thread wait here. */
+	__atomic_add_fetch(&ph->lock_waiters, 1, __ATOMIC_SEQ_CST);
 	pthread_mutex_lock(&ph->lock);
+	__atomic_sub_fetch(&ph->lock_waiters, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Call the test's race hook, if any (see enum vms_ph_race_point). */
+static void race_point(struct vms_page_handler *ph, enum vms_ph_race_point at, uint64_t pgoff,
+		       uint64_t npages)
+{
+	if (__builtin_expect(ph->hook != NULL, 0))
+		ph->hook(ph->hook_arg, at, pgoff, npages);
 }
 
 static void unlock_state(struct vms_page_handler *ph)
@@ -336,6 +360,9 @@ int vms_ph_create(const struct vms_ph_config *cfg, struct vms_page_handler **out
 	ret = vms_staging_init(&ph->st, ph->npages);
 	if (ret)
 		goto err_locks;
+	ret = vms_bitmap_init(&ph->removed, ph->npages);
+	if (ret)
+		goto err_locks;
 	ret = vms_swap_file_open(&ph->sf, cfg->swap_dir ? cfg->swap_dir : "/tmp", ph->npages);
 	if (ret)
 		goto err_locks;
@@ -363,6 +390,7 @@ void vms_ph_destroy(struct vms_page_handler *ph)
 	vms_swap_file_close(&ph->sf);
 	vms_staging_destroy(&ph->st);
 	vms_page_state_destroy(&ph->ps);
+	vms_bitmap_destroy(&ph->removed);
 	for (i = 0; i < ph->nregions; i++)
 		if (ph->regions[i].memfd >= 0)
 			close(ph->regions[i].memfd);
@@ -379,7 +407,19 @@ void vms_ph_destroy(struct vms_page_handler *ph)
 
 uint64_t vms_ph_metadata_bytes(const struct vms_page_handler *ph)
 {
-	return vms_page_state_bytes(ph->npages) + vms_bitmap_bytes(ph->sf.max_slots);
+	return vms_page_state_bytes(ph->npages) + vms_bitmap_bytes(ph->sf.max_slots) +
+	       vms_bitmap_bytes(ph->npages);
+}
+
+void vms_ph_set_race_hook(struct vms_page_handler *ph, vms_ph_race_hook hook, void *arg)
+{
+	ph->hook_arg = arg;
+	ph->hook = hook;
+}
+
+unsigned int vms_ph_lock_waiters(struct vms_page_handler *ph)
+{
+	return __atomic_load_n(&ph->lock_waiters, __ATOMIC_SEQ_CST);
 }
 
 void vms_ph_inject_write_error(struct vms_page_handler *ph, int err)
@@ -513,11 +553,22 @@ int vms_ph_fault(struct vms_page_handler *ph, int uffd, uint64_t addr)
 				buf_seq = ph->seq;
 				buf_slot = slot;
 				unlock_state(ph);
+				race_point(ph, VMS_PH_AT_FAULT_READ, pgoff, 1);
 				if (!buf)
 					buf = ps <= sizeof(stack_buf) ? (uint8_t *)stack_buf
 								      : malloc(ps);
 				ret = buf ? vms_swap_file_read(&ph->sf, slot, buf, 1) : -ENOMEM;
 				lock_state(ph);
+				if (ret && buf && buf_seq != ph->seq) {
+					/*
+					 * The slot was freed meanwhile and the file may have
+					 * shrunk below it: a short read is the race, not an
+					 * I/O error. Look at the page again.
+					 */
+					buf_slot = VMS_PS_NO_SLOT;
+					ret = 0;
+					continue;
+				}
 				if (ret) {
 					vms_log(VMS_LOG_ERROR,
 						"page handler: reading slot %u for %#llx: %d", slot,
@@ -593,6 +644,8 @@ int vms_ph_remove(struct vms_page_handler *ph, uint64_t start, uint64_t end)
 		uint64_t e = end < r->addr + r->len ? end : r->addr + r->len;
 		uint64_t p0 = region_pgoff(r, a), p1 = region_pgoff(r, e - 1) + 1, p, q;
 
+		if (ph->moving)
+			vms_bitmap_set_range(&ph->removed, p0, p1);
 		for (p = vms_bitmap_next_set(&ps->staged, p0, p1); p < p1;
 		     p = vms_bitmap_next_set(&ps->staged, q, p1)) {
 			q = vms_bitmap_next_clear(&ps->staged, p, p1);
@@ -634,14 +687,89 @@ struct move_ctx {
 	bool no_copy_fd; /* atomic: copy_file_range from the memfd does not work */
 };
 
-/* Copy one window to staging, mark it staged, then punch it out of guest memory. */
+/*
+ * Mark (staged = true) or unmark the pages of a window, except those a REMOVE hit
+ * since the move started. Under the state lock. Returns the pages (un)marked.
+ */
+static uint64_t mark_window(struct move_ctx *c, const struct move_window *w, bool staged)
+{
+	struct vms_page_handler *ph = c->ph;
+	uint64_t n = 0, p, q;
+	size_t i;
+
+	for (i = 0; i < w->n; i++) {
+		const struct move_piece *pc = &c->pieces[w->first + i];
+		uint64_t p0 = c->r->base + vms_addr_to_pgoff(pc->off);
+		uint64_t p1 = p0 + vms_bytes_to_pages(pc->len);
+
+		for (p = vms_bitmap_next_clear(&ph->removed, p0, p1); p < p1;
+		     p = vms_bitmap_next_clear(&ph->removed, q, p1)) {
+			q = vms_bitmap_next_set(&ph->removed, p, p1);
+			n += q - p;
+			if (!staged) {
+				vms_bitmap_clear_range(&ph->ps.staged, p, q);
+				continue;
+			}
+			for (uint64_t k = vms_bitmap_next_set(&ph->ps.present, p, q); k < q;
+			     k = vms_bitmap_next_set(&ph->ps.present, k + 1, q))
+				vms_ps_set_cleared(&ph->ps, k); /* resident data is newer */
+			vms_bitmap_set_range(&ph->ps.staged, p, q);
+		}
+	}
+	return n;
+}
+
+/*
+ * Commit a window that is in staging: mark its pages staged and punch them out of
+ * guest memory in one hold of the state lock, so that nobody ever finds a page
+ * staged while it is still resident. (Issue 11: with the lock dropped between the
+ * two, a fault served in between got EEXIST, took the page for one the guest had
+ * refilled, dropped the staged copy, and the punch then left the page with no copy
+ * anywhere: it read as zero.) The punch is a page-cache operation on a memfd, not
+ * disk I/O. Pages a REMOVE hit since the move started are punched but not marked:
+ * their copy may predate the removal.
+ */
+static int commit_window(struct move_ctx *c, const struct move_window *w, uint64_t *npages)
+{
+	struct vms_page_handler *ph = c->ph;
+	struct ph_region *r = c->r;
+	const struct move_piece *first = &c->pieces[w->first];
+	const struct move_piece *last = &c->pieces[w->first + w->n - 1];
+	int ret = 0;
+
+	lock_state(ph);
+	/* Mark only after the copy (crosvm marks first, spec 9.3). */
+	*npages = mark_window(c, w, true);
+	if (r->base + vms_addr_to_pgoff(first->off) < ph->staged_hint)
+		ph->staged_hint = r->base + vms_addr_to_pgoff(first->off);
+	race_point(ph, VMS_PH_AT_MOVE_COMMIT, r->base + vms_addr_to_pgoff(first->off),
+		   vms_addr_to_pgoff(last->off + last->len - first->off));
+	/*
+	 * One punch per window, from the first to the last data byte: holes inside are
+	 * harmless and the window never crosses a THP boundary of the memfd, so a shmem
+	 * huge page is punched whole or not at all. A punch on the fd is what
+	 * MADV_REMOVE does on a mapping; neither produces a uffd event here.
+	 */
+	if (fallocate(r->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)(r->memfd_off + first->off),
+		      (off_t)(last->off + last->len - first->off)) < 0) {
+		ret = -errno;
+		/* Roll back: the guest still has the pages. */
+		mark_window(c, w, false);
+		*npages = 0;
+	}
+	unlock_state(ph);
+	return ret;
+}
+
+/* Copy one window to staging, then commit it (mark staged, punch from the guest). */
 static int move_window(struct move_ctx *c, const struct move_window *w)
 {
 	struct vms_page_handler *ph = c->ph;
 	struct ph_region *r = c->r;
 	const struct move_piece *first = &c->pieces[w->first];
 	const struct move_piece *last = &c->pieces[w->first + w->n - 1];
-	uint64_t npages = 0, p;
+	uint64_t npages = 0;
 	size_t i;
 	int ret;
 
@@ -662,44 +790,11 @@ static int move_window(struct move_ctx *c, const struct move_window *w)
 		if (ret)
 			return ret; /* nothing marked: the pages stay resident */
 	}
-	/* Mark only after the copy (crosvm marks first, spec 9.3). */
-	lock_state(ph);
-	for (i = 0; i < w->n; i++) {
-		const struct move_piece *pc = &c->pieces[w->first + i];
-		uint64_t p0 = r->base + vms_addr_to_pgoff(pc->off);
-		uint64_t p1 = p0 + vms_bytes_to_pages(pc->len);
-
-		for (p = vms_bitmap_next_set(&ph->ps.present, p0, p1); p < p1;
-		     p = vms_bitmap_next_set(&ph->ps.present, p + 1, p1))
-			vms_ps_set_cleared(&ph->ps, p); /* resident data is newer */
-		vms_bitmap_set_range(&ph->ps.staged, p0, p1);
-		npages += p1 - p0;
-	}
-	if (r->base + vms_addr_to_pgoff(first->off) < ph->staged_hint)
-		ph->staged_hint = r->base + vms_addr_to_pgoff(first->off);
-	unlock_state(ph);
-	/*
-	 * One punch per window, from the first to the last data byte: holes inside are
-	 * harmless and the window never crosses a THP boundary of the memfd, so a shmem
-	 * huge page is punched whole or not at all. A punch on the fd is what
-	 * MADV_REMOVE does on a mapping; neither produces a uffd event here.
-	 */
-	if (fallocate(r->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)(r->memfd_off + first->off),
-		      (off_t)(last->off + last->len - first->off)) < 0) {
-		ret = -errno;
-		/* Roll back: the guest still has the pages. */
-		lock_state(ph);
-		for (i = 0; i < w->n; i++) {
-			const struct move_piece *pc = &c->pieces[w->first + i];
-			uint64_t p0 = r->base + vms_addr_to_pgoff(pc->off);
-
-			vms_bitmap_clear_range(&ph->ps.staged, p0,
-					       p0 + vms_bytes_to_pages(pc->len));
-		}
-		unlock_state(ph);
+	race_point(ph, VMS_PH_AT_MOVE_COPIED, r->base + vms_addr_to_pgoff(first->off),
+		   vms_addr_to_pgoff(last->off + last->len - first->off));
+	ret = commit_window(c, w, &npages);
+	if (ret)
 		return ret;
-	}
 	__atomic_add_fetch(&c->moved, npages, __ATOMIC_RELAXED);
 	return 0;
 }
@@ -800,6 +895,8 @@ static int move_region(struct vms_page_handler *ph, struct ph_region *r, uint64_
 	flush_pending_free(ph); /* before anything writes staging again */
 	r->copied_from_file = r->copied_from_staging = r->zeroed = r->redundant = 0;
 	r->swap_in = r->fault_around = 0;
+	vms_bitmap_clear_range(&ph->removed, r->base, region_end_pgoff(r));
+	ph->moving = true;
 	unlock_state(ph);
 
 	ret = plan_move(&c, &npieces);
@@ -826,6 +923,9 @@ static int move_region(struct vms_page_handler *ph, struct ph_region *r, uint64_
 	munmap(map, r->len);
 	ret = c.err;
 out:
+	lock_state(ph);
+	ph->moving = false;
+	unlock_state(ph);
 	if (ret)
 		vms_log(VMS_LOG_ERROR, "page handler: moving region %#llx to staging: %d",
 			(unsigned long long)r->addr, ret);
@@ -941,6 +1041,8 @@ static int swap_out_run(struct vms_page_handler *ph, uint64_t max_pages, uint64_
 			;
 		ret = swap_out_write(ph, p + i, slots[i], j - i);
 	}
+	if (!ret)
+		race_point(ph, VMS_PH_AT_SWAP_OUT_WRITTEN, p, n);
 
 	lock_state(ph);
 	if (ret) {
@@ -1071,6 +1173,8 @@ int vms_ph_trim(struct vms_page_handler *ph, struct vms_ph_trim *t, uint64_t max
 		pthread_mutex_unlock(&ph->job_lock);
 		return ret;
 	}
+	if (ncand)
+		race_point(ph, VMS_PH_AT_TRIM_READ, cand[0], cand[ncand - 1] + 1 - cand[0]);
 	for (i = 0; i < ncand; i++)
 		if (memcmp(ph->job_buf + vms_pages_to_bytes(i), vms_staging_page(&ph->st, cand[i]),
 			   ps))
@@ -1201,6 +1305,8 @@ static int swap_in_file(struct vms_page_handler *ph, int uffd, uint64_t max_page
 	if (npf)
 		vms_swap_file_prefetch(&ph->sf, (uint32_t)pf, npf);
 	ret = swap_in_read(ph, slots, n, &mapped);
+	if (!ret)
+		race_point(ph, VMS_PH_AT_SWAP_IN_READ, p, n);
 	lock_state(ph);
 	if (ret) {
 		vms_log(VMS_LOG_ERROR, "page handler: swap-in: reading the swap file: %d", ret);

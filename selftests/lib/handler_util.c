@@ -360,6 +360,46 @@ int hu_thread_join(struct hu_thread *t, int deadline_ms)
 	return 0;
 }
 
+static void *race_tramp(void *arg)
+{
+	struct hu_race *r = arg;
+
+	r->ret = r->op(r->arg);
+	__atomic_store_n(&r->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+int hu_race_start(struct hu_race *r, struct vms_page_handler *ph, int (*op)(void *), void *arg)
+{
+	uint64_t end = hu_now_ms() + HU_DEADLINE_MS;
+	int ret;
+
+	r->op = op;
+	r->arg = arg;
+	r->ret = 0;
+	r->done = 0;
+	ret = hu_thread_start(&r->t, race_tramp, r);
+	if (ret)
+		return ret;
+	/* Condition polling, not a sleep: both conditions are states, not times. */
+	for (;;) {
+		if (__atomic_load_n(&r->done, __ATOMIC_SEQ_CST))
+			return 1;
+		if (vms_ph_lock_waiters(ph))
+			return 0;
+		if (hu_now_ms() > end)
+			return -ETIMEDOUT;
+		sched_yield();
+	}
+}
+
+int hu_race_join(struct hu_race *r)
+{
+	int ret = hu_thread_join(&r->t, HU_DEADLINE_MS);
+
+	return ret ? ret : r->ret;
+}
+
 void *hu_read_page(void *arg)
 {
 	struct hu_reader *r = arg;

@@ -157,6 +157,27 @@ int hu_wait_readable(int fd, int deadline_ms);
 
 uint64_t hu_now_ms(void);
 
+/*
+ * Racing a page-handler call against a race point (vms_ph_set_race_hook): run
+ * op(arg) on a new thread and return once it finished or is waiting for ph's
+ * state lock, whichever comes first. At a point where the hooked thread holds the
+ * state lock the op waits and runs after the hook returns; elsewhere it runs to
+ * the end at once. Either way the interleaving is fixed, with no timing involved.
+ * hu_race_start: 1 op finished (r->ret is its result), 0 op waits behind the
+ * lock, -ETIMEDOUT neither within HU_DEADLINE_MS. Always hu_race_join() after.
+ */
+struct hu_race {
+	struct hu_thread t;
+	int (*op)(void *arg);
+	void *arg;
+	int ret;
+	int done; /* atomic */
+};
+
+int hu_race_start(struct hu_race *r, struct vms_page_handler *ph, int (*op)(void *), void *arg);
+/* Join the op's thread; its result, or -ETIMEDOUT. */
+int hu_race_join(struct hu_race *r);
+
 /* Everything a handler test needs, created in order and torn down in reverse. */
 struct hu_ctx {
 	struct hu_guest g;

@@ -24,7 +24,23 @@
  *  - Disk I/O never runs under the state lock: jobs plan under it, do the I/O
  *    without it, and commit under it, re-checking every page that a fault or a
  *    remove changed meanwhile. A swap-file read by a fault is validated by a
- *    sequence number bumped whenever a slot is freed (and could be reused).
+ *    sequence number bumped whenever a slot is freed (and could be reused); a
+ *    read that failed while the sequence moved is retried, not reported (the
+ *    freed slot may lie past a swap-out's truncation of the file).
+ *  - Invariant at every release of the state lock: a staged page is not resident
+ *    in guest memory. The move therefore marks a window staged and punches it
+ *    from the guest memfd in one hold of the lock. The interleaving this closes
+ *    (issue 11, a reader saw a page with the wrong contents): the move marked the
+ *    window and dropped the lock; a fault on a page of it, served then (typically
+ *    a fault message the event loop had read before the processes were frozen),
+ *    found the page still resident, took UFFDIO_COPY's EEXIST for "the guest
+ *    refilled it", dropped the staged copy, and the punch then left the page with
+ *    no copy anywhere: the next access filled it with zeros. Now that fault waits
+ *    for the lock and fills the page from staging. A REMOVE applied while a move
+ *    runs is remembered (one bit per page), and the move does not mark a removed
+ *    page whose copy it took before the removal. The move still needs the REMOVEs
+ *    read before it started to be complete (the freezer waits for the remover).
+ *    page_handler_race_test forces each interleaving through vms_ph_set_race_hook().
  *  - Intended callers: one event-loop thread calling fault/remove, one background
  *    thread calling the chunked jobs; any thread may read the metrics.
  *
@@ -187,6 +203,39 @@ int vms_ph_metrics(struct vms_page_handler *ph, struct vms_ph_metrics *m);
 
 /* Heap bytes of per-page metadata (page state + slot bitmap). */
 uint64_t vms_ph_metadata_bytes(const struct vms_page_handler *ph);
+
+/*
+ * Test-only race points: where a job or a fault has read or copied without the
+ * state lock and is about to commit what it saw (or, for MOVE_COMMIT, is in the
+ * middle of committing). A hook set with vms_ph_set_race_hook() runs there, on
+ * the thread doing the work, with [pgoff, pgoff + npages) the pages concerned
+ * (pgoffs: page indices over the regions concatenated in creation order). A test
+ * uses it to make another thread fault or remove exactly then. Locks held when
+ * the hook runs: the job lock at every point but FAULT_READ; the state lock at
+ * MOVE_COMMIT only, so a hook must not call into ph itself there (it may start
+ * another thread that does, and wait with vms_ph_lock_waiters()).
+ */
+enum vms_ph_race_point {
+	VMS_PH_AT_MOVE_COPIED,	    /* a move window is in staging, not marked yet */
+	VMS_PH_AT_MOVE_COMMIT,	    /* marked staged, guest pages not punched yet */
+	VMS_PH_AT_TRIM_READ,	    /* CLEARED slots read, not compared or committed */
+	VMS_PH_AT_SWAP_OUT_WRITTEN, /* a run is in the file, not committed */
+	VMS_PH_AT_SWAP_IN_READ,	    /* a run's slots are read, not copied */
+	VMS_PH_AT_FAULT_READ,	    /* a fault chose a slot, before reading it */
+	VMS_PH_RACE_POINTS
+};
+
+typedef void (*vms_ph_race_hook)(void *arg, enum vms_ph_race_point at, uint64_t pgoff,
+				 uint64_t npages);
+
+/* Test-only: set (or with NULL clear) the race hook. Not while ph is in use. */
+void vms_ph_set_race_hook(struct vms_page_handler *ph, vms_ph_race_hook hook, void *arg);
+
+/*
+ * Test-only: threads that found the state lock taken and are waiting for it (or
+ * about to), right now. Lets a test tell "blocked behind the lock" from "running".
+ */
+unsigned int vms_ph_lock_waiters(struct vms_page_handler *ph);
 
 /* Test-only: the next swap-file write fails with -err (see swap_file.h). */
 void vms_ph_inject_write_error(struct vms_page_handler *ph, int err);
