@@ -41,7 +41,7 @@
 enum tok_kind { TOK_CMD = 1, TOK_JOB, TOK_SIG, TOK_VMM, TOK_UFFD, TOK_PIDFD };
 #define TOKEN(kind, idx) (((uint64_t)(kind) << 32) | (uint32_t)(idx))
 
-enum job_kind { JOB_NONE = 0, JOB_MOVE, JOB_TRIM, JOB_SWAP_OUT, JOB_SWAP_IN };
+#define JOB_NONE (-1) /* job.kind when no job ran since the last one ended */
 
 /* One process whose address space the monitor serves. */
 struct uffd_ent {
@@ -63,7 +63,7 @@ struct queued {
 };
 
 struct job {
-	enum job_kind kind;
+	int kind; /* enum vms_sm_job, or JOB_NONE */
 	bool running; /* thread created and not yet joined (loop thread only) */
 	pthread_t thread;
 	atomic_bool abort;
@@ -481,16 +481,16 @@ static void *job_main(void *arg)
 	uint64_t one = 1;
 
 	switch (j->kind) {
-	case JOB_MOVE:
+	case VMS_JOB_MOVE:
 		job_move(j);
 		break;
-	case JOB_TRIM:
+	case VMS_JOB_TRIM:
 		job_trim(j);
 		break;
-	case JOB_SWAP_OUT:
+	case VMS_JOB_SWAP_OUT:
 		job_swap_out(j);
 		break;
-	case JOB_SWAP_IN:
+	case VMS_JOB_SWAP_IN:
 		job_swap_in(j);
 		break;
 	default:
@@ -502,7 +502,7 @@ static void *job_main(void *arg)
 	return NULL;
 }
 
-static int start_job(struct vms_monitor *m, enum job_kind kind)
+static int start_job(struct vms_monitor *m, int kind)
 {
 	struct job *j = &m->job;
 	pthread_attr_t attr;
@@ -517,7 +517,7 @@ static int start_job(struct vms_monitor *m, enum job_kind kind)
 	atomic_store(&j->release, m->exit_after_swap_in);
 	atomic_store(&j->pages, 0);
 	j->start_ms = now_ms();
-	if (kind == JOB_SWAP_IN) {
+	if (kind == VMS_JOB_SWAP_IN) {
 		/* Fill through the VMM's uffd, else any live one: the pages are shared. */
 		for (size_t i = 0; i < m->nu && j->uffd < 0; i++)
 			if (m->u[i].fd >= 0 && m->u[i].registered)
@@ -659,7 +659,6 @@ static void finish_disable(struct vms_monitor *m)
 		start_cleanup(m);
 	vms_ph_destroy(m->ph);
 	m->ph = NULL;
-	m->state = VMS_SWAP_READY;
 }
 
 /* ---- commands ---- */
@@ -668,7 +667,7 @@ static void dispatch(struct vms_monitor *m, struct queued *c);
 
 static bool queue_busy(const struct vms_monitor *m)
 {
-	return m->have_parked || (m->job.running && m->job.kind == JOB_MOVE);
+	return m->have_parked || (m->job.running && m->job.kind == VMS_JOB_MOVE);
 }
 
 static void run_queue(struct vms_monitor *m)
@@ -682,46 +681,85 @@ static void run_queue(struct vms_monitor *m)
 	}
 }
 
-static void start_move(struct vms_monitor *m, struct queued *c)
+/*
+ * A job ended (or could not start) with this outcome: enter the state the job
+ * table gives, and keep or clear the transition record. Ready means disabled:
+ * give up the registrations and the page handler, unless an Exit waits for this
+ * swap-in (the monitor then exits in the state it has).
+ */
+static void end_job(struct vms_monitor *m, int job, int outcome,
+		    const struct vms_swap_transition *rec)
 {
-	int ret = start_job(m, JOB_MOVE);
+	const struct vms_sm_end *end = vms_sm_job_end(job, outcome);
+
+	m->trans = end->record == VMS_REC_SET && rec ? *rec : (struct vms_swap_transition){ 0 };
+	if (end->next == VMS_SWAP_READY && m->exit_after_swap_in)
+		return;
+	if (end->next == VMS_SWAP_READY)
+		finish_disable(m);
+	m->state = end->next;
+}
+
+/* Start the job of an accepted action and enter its state. */
+static int start_action_job(struct vms_monitor *m, const struct vms_sm_entry *e)
+{
+	int ret = start_job(m, e->job);
+
+	if (!ret && e->next >= 0)
+		m->state = e->next;
+	return ret;
+}
+
+static void start_move(struct vms_monitor *m, struct queued *c, const struct vms_sm_entry *e)
+{
+	int ret = start_action_job(m, e);
 
 	if (ret) {
-		m->state = VMS_SWAP_FAILED;
-		m->trans = (struct vms_swap_transition){ 0 };
+		end_job(m, VMS_JOB_MOVE, VMS_OUT_FAILED, NULL);
 		reply_and_close(c, VMS_REPLY_FAILED, m->state, ret);
 		return;
 	}
-	m->state = VMS_SWAP_PENDING;
 	m->enable_cmd = *c;
 	m->have_enable = true;
 }
 
+/* Exit: everything comes back in first, on the background thread. */
+static void exit_after_swap_in(struct vms_monitor *m, struct queued *c,
+			       const struct vms_sm_entry *e)
+{
+	int ret;
+
+	if (m->exit_after_swap_in) {
+		reply_and_close(c, VMS_REPLY_ACCEPTED, m->state, 0);
+		return;
+	}
+	m->exit_after_swap_in = true;
+	atomic_store(&m->job.release, true);
+	if (e->job >= 0) {
+		ret = start_action_job(m, e);
+		if (ret) {
+			/* Nothing can bring the pages back: exit anyway. */
+			m->exit_after_swap_in = false;
+			reply_and_close(c, VMS_REPLY_FAILED, m->state, ret);
+			m->should_exit = true;
+			return;
+		}
+	}
+	m->exit_cmd = *c;
+}
+
+/* Carry out a command by the state table (state_machine.h). */
 static void dispatch(struct vms_monitor *m, struct queued *c)
 {
-	const struct vms_sm_entry *e = vms_sm_lookup(m->state, c->msg.cmd);
 	bool slow = c->msg.flags & VMS_CMD_F_SLOW_FILE_CLEANUP;
+	struct vms_sm_guards g = { .exiting = m->exit_after_swap_in,
+				   .cleanup_running = m->trunc != NULL,
+				   .slow_cleanup = slow };
+	const struct vms_sm_entry *e = vms_sm_decide(m->state, c->msg.cmd, &g);
 	int ret;
 
 	if (!e) {
 		reply_and_close(c, VMS_REPLY_FAILED, m->state, -EOPNOTSUPP);
-		return;
-	}
-	if (m->exit_after_swap_in && c->msg.cmd != VMS_CMD_EXIT) {
-		/* An Exit was accepted: nothing else starts. */
-		reply_and_close(c, VMS_REPLY_FAILED, m->state, -ESHUTDOWN);
-		return;
-	}
-	if (c->msg.cmd == VMS_CMD_DISABLE && m->state == VMS_SWAP_READY && m->trunc && !slow) {
-		/* As crosvm: a plain Disable while disabled ends a slow cleanup now. */
-		stop_cleanup(m);
-		reply_and_close(c, VMS_REPLY_ACCEPTED, m->state, 0);
-		return;
-	}
-	if (e->action == VMS_ACT_IGNORE) {
-		vms_log(VMS_LOG_WARN, "monitor: %s ignored in state %s", vms_cmd_name(c->msg.cmd),
-			vms_swap_state_name(m->state));
-		reply_and_close(c, VMS_REPLY_IGNORED, m->state, 0);
 		return;
 	}
 	if (e->abort_job && m->job.running) {
@@ -731,27 +769,41 @@ static void dispatch(struct vms_monitor *m, struct queued *c)
 		return;
 	}
 	switch (e->action) {
+	case VMS_ACT_IGNORE:
+		vms_log(VMS_LOG_WARN, "monitor: %s ignored in state %s", vms_cmd_name(c->msg.cmd),
+			vms_swap_state_name(m->state));
+		reply_and_close(c, VMS_REPLY_IGNORED, m->state, 0);
+		return;
+	case VMS_ACT_REFUSE_EXITING:
+		reply_and_close(c, VMS_REPLY_FAILED, m->state, -ESHUTDOWN);
+		return;
+	case VMS_ACT_END_CLEANUP:
+		stop_cleanup(m);
+		reply_and_close(c, VMS_REPLY_ACCEPTED, m->state, 0);
+		return;
 	case VMS_ACT_ENABLE:
 		ret = enable_from_ready(m);
 		if (ret) {
 			reply_and_close(c, VMS_REPLY_FAILED, m->state, ret);
 			return;
 		}
-		start_move(m, c);
+		start_move(m, c, e);
 		return;
 	case VMS_ACT_REMOVE:
-		start_move(m, c);
+		start_move(m, c, e);
 		return;
-	case VMS_ACT_TRIM:
-		ret = start_job(m, JOB_TRIM);
-		break;
-	case VMS_ACT_SWAP_OUT:
-		ret = start_job(m, JOB_SWAP_OUT);
-		break;
 	case VMS_ACT_SWAP_IN:
 		m->slow_cleanup = slow;
-		ret = start_job(m, JOB_SWAP_IN);
-		break;
+		/* fall through */
+	case VMS_ACT_TRIM:
+	case VMS_ACT_SWAP_OUT:
+		ret = start_action_job(m, e);
+		if (ret) {
+			reply_and_close(c, VMS_REPLY_FAILED, m->state, ret);
+			return;
+		}
+		reply_and_close(c, VMS_REPLY_ACCEPTED, m->state, 0);
+		return;
 	case VMS_ACT_SET_CLEANUP:
 		m->slow_cleanup = slow;
 		vms_log(VMS_LOG_INFO, "monitor: swap in is in progress");
@@ -762,43 +814,37 @@ static void dispatch(struct vms_monitor *m, struct queued *c)
 		m->should_exit = true;
 		return;
 	case VMS_ACT_EXIT_AFTER_SWAP_IN:
-		if (m->exit_after_swap_in) {
-			reply_and_close(c, VMS_REPLY_ACCEPTED, m->state, 0);
-			return;
-		}
-		m->exit_after_swap_in = true;
-		atomic_store(&m->job.release, true);
-		if (!m->job.running || m->job.kind != JOB_SWAP_IN) {
-			ret = start_job(m, JOB_SWAP_IN);
-			if (ret) {
-				/* Nothing can bring the pages back: exit anyway. */
-				m->exit_after_swap_in = false;
-				reply_and_close(c, VMS_REPLY_FAILED, m->state, ret);
-				m->should_exit = true;
-				return;
-			}
-			m->state = VMS_SWAP_SWAP_IN_IN_PROGRESS;
-		}
-		m->exit_cmd = *c;
+		exit_after_swap_in(m, c, e);
 		return;
 	default:
-		ret = -EINVAL;
-		break;
-	}
-	if (ret) {
-		reply_and_close(c, VMS_REPLY_FAILED, m->state, ret);
+		reply_and_close(c, VMS_REPLY_FAILED, m->state, -EINVAL);
 		return;
 	}
-	if (e->next >= 0)
-		m->state = e->next;
-	reply_and_close(c, VMS_REPLY_ACCEPTED, m->state, 0);
 }
 
+static void log_job_end(const struct job *j, int outcome, const struct vms_swap_transition *rec)
+{
+	if (outcome == VMS_OUT_FAILED) {
+		vms_log(VMS_LOG_ERROR, "monitor: %s: %d", vms_sm_job_name(j->kind), j->result);
+		return;
+	}
+	if (outcome == VMS_OUT_ABORTED) {
+		vms_log(VMS_LOG_INFO, "monitor: %s is aborted", vms_sm_job_name(j->kind));
+		return;
+	}
+	if (j->kind == VMS_JOB_SWAP_OUT || j->kind == VMS_JOB_SWAP_IN)
+		vms_log(VMS_LOG_INFO, "monitor: %s of all %llu pages in %llu ms",
+			vms_sm_job_name(j->kind), (unsigned long long)rec->pages,
+			(unsigned long long)rec->time_ms);
+}
+
+/* The job thread signalled its end: join it, then the job table decides. */
 static void job_done(struct vms_monitor *m)
 {
 	struct job *j = &m->job;
-	uint64_t v;
 	struct vms_swap_transition rec;
+	uint64_t v;
+	int outcome;
 
 	if (read(m->jobfd, &v, sizeof(v)) != sizeof(v) || !j->running)
 		return;
@@ -810,73 +856,19 @@ static void job_done(struct vms_monitor *m)
 	}
 	rec = (struct vms_swap_transition){ atomic_load(&j->pages),
 					    (uint64_t)(now_ms() - j->start_ms) };
-	switch (j->kind) {
-	case JOB_MOVE:
-		if (j->result) {
-			vms_log(VMS_LOG_ERROR, "monitor: moving guest memory to staging: %d",
-				j->result);
-			m->state = VMS_SWAP_FAILED;
-			m->trans = (struct vms_swap_transition){ 0 };
-		} else {
-			m->state = VMS_SWAP_PENDING;
-			m->trans = rec;
-		}
-		if (m->have_enable) {
-			m->have_enable = false;
-			reply_and_close(&m->enable_cmd,
-					j->result ? VMS_REPLY_FAILED : VMS_REPLY_ACCEPTED, m->state,
-					j->result);
-		}
-		break;
-	case JOB_TRIM:
-		m->trans = rec;
-		if (j->result) {
-			vms_log(VMS_LOG_ERROR, "monitor: trim: %d", j->result);
-			m->state = VMS_SWAP_FAILED;
-			m->trans = (struct vms_swap_transition){ 0 };
-		} else {
-			m->state = VMS_SWAP_PENDING;
-		}
-		break;
-	case JOB_SWAP_OUT:
-		m->trans = rec;
-		if (j->result) {
-			vms_log(VMS_LOG_ERROR, "monitor: swap out: %d", j->result);
-			m->state = VMS_SWAP_FAILED;
-			m->trans = (struct vms_swap_transition){ 0 };
-		} else if (j->aborted) {
-			vms_log(VMS_LOG_INFO, "monitor: swap out is aborted");
-			m->state = VMS_SWAP_PENDING;
-		} else {
-			vms_log(VMS_LOG_INFO, "monitor: swap out all %llu pages to file in %llu ms",
-				(unsigned long long)rec.pages, (unsigned long long)rec.time_ms);
-			m->state = VMS_SWAP_ACTIVE;
-		}
-		break;
-	case JOB_SWAP_IN:
-		m->trans = rec;
-		if (j->result) {
-			vms_log(VMS_LOG_ERROR, "monitor: swap in: %d", j->result);
-			m->state = VMS_SWAP_FAILED;
-			m->trans = (struct vms_swap_transition){ 0 };
-		} else if (j->aborted) {
-			m->state = VMS_SWAP_PENDING;
-		} else {
-			vms_log(VMS_LOG_INFO, "monitor: swap in all %llu pages in %llu ms",
-				(unsigned long long)rec.pages, (unsigned long long)rec.time_ms);
-			if (!m->exit_after_swap_in)
-				finish_disable(m);
-		}
-		if (m->exit_after_swap_in && !j->aborted) {
-			m->exit_after_swap_in = false;
-			reply_and_close(&m->exit_cmd,
-					j->result ? VMS_REPLY_FAILED : VMS_REPLY_ACCEPTED,
-					j->result ? m->state : VMS_SWAP_READY, j->result);
-			m->should_exit = true;
-		}
-		break;
-	default:
-		break;
+	outcome = j->result ? VMS_OUT_FAILED : j->aborted ? VMS_OUT_ABORTED : VMS_OUT_OK;
+	log_job_end(j, outcome, &rec);
+	end_job(m, j->kind, outcome, &rec);
+	if (j->kind == VMS_JOB_MOVE && m->have_enable) {
+		m->have_enable = false;
+		reply_and_close(&m->enable_cmd, j->result ? VMS_REPLY_FAILED : VMS_REPLY_ACCEPTED,
+				m->state, j->result);
+	}
+	if (j->kind == VMS_JOB_SWAP_IN && m->exit_after_swap_in && !j->aborted) {
+		m->exit_after_swap_in = false;
+		reply_and_close(&m->exit_cmd, j->result ? VMS_REPLY_FAILED : VMS_REPLY_ACCEPTED,
+				j->result ? m->state : VMS_SWAP_READY, j->result);
+		m->should_exit = true;
 	}
 	j->kind = JOB_NONE;
 	if (m->have_parked) {
@@ -1058,7 +1050,7 @@ static void handle_uffd(struct vms_monitor *m, size_t i)
 {
 	struct uffd_msg msgs[EVENT_BATCH];
 	struct uffd_ent *e = &m->u[i];
-	bool gate = m->job.running && m->job.kind == JOB_SWAP_IN;
+	bool gate = m->job.running && m->job.kind == VMS_JOB_SWAP_IN;
 	uint64_t *todo;
 	size_t ntodo, ctodo;
 	bool alive = true;
@@ -1291,6 +1283,7 @@ int vms_monitor_run(const struct vms_monitor_config *cfg)
 		.vmm_pidfd = -1,
 		.state = VMS_SWAP_READY,
 		.job.uffd = -1,
+		.job.kind = JOB_NONE,
 	};
 	int ret;
 
