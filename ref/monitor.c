@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <vmmswap/fault_server.h>
 #include <vmmswap/file_truncator.h>
 #include <vmmswap/log.h>
 #include <vmmswap/memfd_data.h>
@@ -35,7 +36,6 @@
 #include <vmmswap/uffd.h>
 
 #define QUEUE_MAX   32
-#define EVENT_BATCH 64
 #define MAX_EPOLL   64
 
 enum tok_kind { TOK_CMD = 1, TOK_JOB, TOK_SIG, TOK_VMM, TOK_UFFD, TOK_PIDFD };
@@ -48,11 +48,7 @@ struct uffd_ent {
 	int fd;	   /* -1: free slot */
 	int pidfd; /* -1 for the VMM (its death ends the monitor) */
 	bool registered;
-	uint64_t *retry; /* fault addresses that got -EAGAIN, retried after draining */
-	size_t nretry, cretry;
-	/* The other half of a double buffer, so serving faults allocates nothing. */
-	uint64_t *spare;
-	size_t cspare;
+	struct vms_fault_server fs; /* its events: the event-loop rule, faults kept */
 };
 
 /* A command waiting its turn; it owns reply_fd. */
@@ -161,6 +157,7 @@ static int add_uffd(struct vms_monitor *m, int fd, int pidfd, size_t *idx_out)
 		m->nu++;
 	}
 	m->u[i] = (struct uffd_ent){ .fd = fd, .pidfd = pidfd };
+	vms_fs_init(&m->u[i].fs, m->ph, fd, NULL);
 	ret = ep_add(m, fd, TOKEN(TOK_UFFD, i));
 	if (!ret && pidfd >= 0) {
 		ret = ep_add(m, pidfd, TOKEN(TOK_PIDFD, i));
@@ -190,8 +187,7 @@ static void drop_uffd(struct vms_monitor *m, size_t i)
 		epoll_ctl(m->epfd, EPOLL_CTL_DEL, e->pidfd, NULL);
 		close(e->pidfd);
 	}
-	free(e->retry);
-	free(e->spare);
+	vms_fs_destroy(&e->fs);
 	*e = (struct uffd_ent){ .fd = -1, .pidfd = -1 };
 }
 
@@ -646,10 +642,8 @@ static int enable_from_ready(struct vms_monitor *m)
 static void finish_disable(struct vms_monitor *m)
 {
 	for (size_t i = 0; i < m->nu; i++)
-		if (m->u[i].fd >= 0) {
-			unregister_uffd(m, i);
-			m->u[i].nretry = 0;
-		}
+		if (m->u[i].fd >= 0)
+			unregister_uffd(m, i); /* wakes its blocked threads */
 	/*
 	 * The swap file is an O_TMPFILE owned by the page handler: destroying the
 	 * handler releases its space at once, unless slow_file_cleanup keeps a dup of
@@ -994,129 +988,25 @@ static void handle_commands(struct vms_monitor *m)
 
 /* ---- uffd events ---- */
 
-static int push_retry(struct uffd_ent *e, uint64_t addr)
-{
-	if (e->nretry == e->cretry) {
-		size_t n = e->cretry ? e->cretry * 2 : 16;
-		uint64_t *v = realloc(e->retry, n * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		e->retry = v;
-		e->cretry = n;
-	}
-	e->retry[e->nretry++] = addr;
-	return 0;
-}
-
-/* Serve one fault. false: the uffd's process is gone. */
-static bool serve_fault(struct vms_monitor *m, struct uffd_ent *e, uint64_t addr)
-{
-	int ret;
-
-	if (!m->ph) {
-		/* Not registered any more (a fault queued before the unregister). */
-		vms_uffd_wake(e->fd, addr & ~(vms_page_size() - 1), vms_page_size());
-		return true;
-	}
-	ret = vms_ph_fault(m->ph, e->fd, addr);
-	if (ret == -EAGAIN) {
-		if (push_retry(e, addr))
-			vms_log(VMS_LOG_ERROR, "monitor: out of memory queueing a fault");
-		return true;
-	}
-	if (ret == -ESRCH)
-		return false;
-	/* Other errors were logged by the page handler; the thread stays blocked. */
-	return true;
-}
-
 /*
- * Read every pending event of entry i, applying each REMOVE at once and collecting
- * the faults; only when the uffd is drained serve the faults (new and parked ones).
- *
- * Why this order: the kernel returns pending faults *before* pending REMOVEs, and
- * reading a REMOVE lets the remover resume and punch the page. A fault on that page
- * served before the REMOVE is applied could copy the old contents back in after the
- * punch (old data after the balloon took the page). Applied first, the page is
- * "empty" and the fault gets zeros.
- *
- * The swap-in job copies through a uffd too, so while it runs the drain-and-apply
- * step holds m->gate, which the job holds around each chunk: a REMOVE is never read
- * while a chunk could copy the page it removes. (Faults wait for at most one
- * swap-in chunk; the page handler has no barrier that would avoid it.)
+ * Serve entry i's events by the event-loop rule (fault_server.h). The swap-in job
+ * copies through a uffd too, so while it runs the read-and-remove step holds
+ * m->gate, which the job holds around each chunk: a REMOVE is never read while a
+ * chunk could copy the page it removes. (Faults wait for at most one swap-in
+ * chunk.)
  */
 static void handle_uffd(struct vms_monitor *m, size_t i)
 {
-	struct uffd_msg msgs[EVENT_BATCH];
 	struct uffd_ent *e = &m->u[i];
 	bool gate = m->job.running && m->job.kind == VMS_JOB_SWAP_IN;
-	uint64_t *todo;
-	size_t ntodo, ctodo;
-	bool alive = true;
+	uint64_t reads = e->fs.reads, events = e->fs.events;
+	int ret;
 
-	if (gate)
-		pthread_mutex_lock(&m->gate);
-	for (;;) {
-		size_t n = 0;
-		int ret = vms_uffd_read_events(e->fd, msgs, EVENT_BATCH, &n);
-
-		if (ret) {
-			vms_log(VMS_LOG_ERROR, "monitor: reading uffd events: %d", ret);
-			break;
-		}
-		m->uffd_reads++;
-		m->uffd_events += n;
-		if (!n)
-			break;
-		for (size_t k = 0; k < n; k++) {
-			const struct uffd_msg *u = &msgs[k];
-
-			switch (u->event) {
-			case UFFD_EVENT_PAGEFAULT:
-				if (push_retry(e, u->arg.pagefault.address))
-					vms_log(VMS_LOG_ERROR,
-						"monitor: out of memory queueing a fault");
-				break;
-			case UFFD_EVENT_REMOVE:
-				if (m->ph) {
-					ret = vms_ph_remove(m->ph, u->arg.remove.start,
-							    u->arg.remove.end);
-					if (ret)
-						vms_log(VMS_LOG_ERROR, "monitor: remove: %d", ret);
-				} else {
-					vms_log(VMS_LOG_DEBUG, "monitor: remove while disabled");
-				}
-				break;
-			default:
-				vms_log(VMS_LOG_WARN, "monitor: unexpected uffd event %s",
-					vms_uffd_event_name(u->event));
-				break;
-			}
-		}
-		/*
-		 * One read() returns every message pending at that moment (the kernel
-		 * keeps reading without blocking until the queue is empty or the buffer
-		 * full), so a short batch already means "drained": another read would
-		 * only return EAGAIN. Events arriving later wake epoll again.
-		 */
-		if (n < EVENT_BATCH)
-			break;
-	}
-	if (gate)
-		pthread_mutex_unlock(&m->gate);
-	/* Serve the collected faults; those that get -EAGAIN park again. */
-	todo = e->retry;
-	ntodo = e->nretry;
-	ctodo = e->cretry;
-	e->retry = e->spare;
-	e->cretry = e->cspare;
-	e->nretry = 0;
-	for (size_t k = 0; k < ntodo && alive; k++)
-		alive = serve_fault(m, e, todo[k]);
-	e->spare = todo;
-	e->cspare = ctodo;
-	if (!alive)
+	vms_fs_set_handler(&e->fs, m->ph);
+	ret = vms_fs_serve(&e->fs, gate ? &m->gate : NULL);
+	m->uffd_reads += e->fs.reads - reads;
+	m->uffd_events += e->fs.events - events;
+	if (ret == -ESRCH)
 		drop_uffd(m, i);
 }
 
@@ -1267,8 +1157,7 @@ static void teardown(struct vms_monitor *m)
 			close(m->u[i].fd);
 			if (m->u[i].pidfd >= 0)
 				close(m->u[i].pidfd);
-			free(m->u[i].retry);
-			free(m->u[i].spare);
+			vms_fs_destroy(&m->u[i].fs);
 		}
 	free(m->u);
 }
@@ -1298,7 +1187,7 @@ int vms_monitor_run(const struct vms_monitor_config *cfg)
 		int n;
 
 		for (size_t i = 0; i < m.nu; i++)
-			retry |= m.u[i].fd >= 0 && m.u[i].nretry;
+			retry |= m.u[i].fd >= 0 && vms_fs_has_kept(&m.u[i].fs);
 		n = epoll_wait(m.epfd, ev, MAX_EPOLL, retry ? 1 : -1);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -1346,7 +1235,7 @@ int vms_monitor_run(const struct vms_monitor_config *cfg)
 		}
 		if (retry)
 			for (size_t i = 0; i < m.nu; i++)
-				if (m.u[i].fd >= 0 && m.u[i].nretry)
+				if (m.u[i].fd >= 0 && vms_fs_has_kept(&m.u[i].fs))
 					handle_uffd(&m, i);
 	}
 out:

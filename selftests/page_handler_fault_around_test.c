@@ -259,7 +259,7 @@ TEST_F(fa, sequential_reader_through_the_loop_takes_22_faults_for_1024_pages)
 	m = hu_metrics(self->c.ph);
 	ASSERT_EQ(1024, m.copied_from_staging_pages);
 	ASSERT_EQ(1002, m.fault_around_pages);
-	ASSERT_EQ(22, hu_loop_count(&self->c.loop.faults));
+	ASSERT_EQ(22, hu_loop_count(&self->c.loop.fs.faults));
 	ASSERT_EQ(0, m.redundant_pages);
 }
 

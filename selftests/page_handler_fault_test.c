@@ -160,7 +160,7 @@ TEST_F(ph, two_threads_faulting_same_page_get_one_copy)
 	 * the kernel then drops that queued message. So every fault message the
 	 * loop did read beyond the first is redundant, and nothing else is.
 	 */
-	faults = hu_loop_count(&self->c.loop.faults);
+	faults = hu_loop_count(&self->c.loop.fs.faults);
 	ASSERT_LE(1, faults);
 	ASSERT_GE(2, faults);
 	ASSERT_EQ(faults - 1, m.redundant_pages);

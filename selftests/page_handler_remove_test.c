@@ -28,7 +28,7 @@ static int remove_pages(struct hu_ctx *c, size_t region, uint64_t first, uint64_
 /* Remove, then wait until the loop applied it (the madvise returns on the read). */
 static int remove_applied(struct hu_ctx *c, size_t region, uint64_t first, uint64_t n)
 {
-	uint64_t before = hu_loop_count(&c->loop.removes_applied);
+	uint64_t before = hu_loop_count(&c->loop.fs.removes);
 	int ret = remove_pages(c, region, first, n);
 
 	return ret ? ret : hu_loop_wait_removes(&c->loop, before + 1, HU_DEADLINE_MS);
@@ -46,7 +46,7 @@ TEST_F(ph, remove_of_resident_page_reads_zero)
 	ASSERT_EQ(hu_tag(0, 0, 1), hu_page_tag(p0));
 	ASSERT_EQ(0, remove_pages(&self->c, 0, 0, 1));
 	ASSERT_EQ(0, hu_page_tag(p0));
-	ASSERT_EQ(1, hu_loop_count(&self->c.loop.removes));
+	ASSERT_EQ(1, hu_loop_count(&self->c.loop.fs.removes));
 	ASSERT_EQ(0, hu_loop_stop(&self->c.loop));
 }
 
@@ -239,7 +239,7 @@ TEST_F(ph, remove_wins_over_fault_queued_after_it)
 	ASSERT_EQ(0, m.copied_from_staging_pages);
 	ASSERT_EQ(3, m.staging_pages);
 	TH_LOG("faults deferred by EAGAIN: %llu",
-	       (unsigned long long)hu_loop_count(&self->c.loop.eagain));
+	       (unsigned long long)hu_loop_count(&self->c.loop.fs.eagain));
 	ASSERT_EQ(hu_tag(0, 2, 0), hu_page_tag(hu_page(&self->c.g, 0, 2)));
 	ASSERT_EQ(0, hu_loop_stop(&self->c.loop));
 }
@@ -327,9 +327,9 @@ TEST_F(ph, remove_storm_during_faults_never_shows_stale_data)
 	ASSERT_EQ(0, hu_metrics(self->c.ph).staging_pages);
 	ASSERT_EQ(0, hu_page_tag(hu_page(&self->c.g, 0, 7)));
 	TH_LOG("torn reads %d, faults %llu, removes %llu, EAGAIN retries %llu", s->torn,
-	       (unsigned long long)hu_loop_count(&self->c.loop.faults),
-	       (unsigned long long)hu_loop_count(&self->c.loop.removes),
-	       (unsigned long long)hu_loop_count(&self->c.loop.eagain));
+	       (unsigned long long)hu_loop_count(&self->c.loop.fs.faults),
+	       (unsigned long long)hu_loop_count(&self->c.loop.fs.removes),
+	       (unsigned long long)hu_loop_count(&self->c.loop.fs.eagain));
 	ASSERT_EQ(0, hu_loop_stop(&self->c.loop));
 	free(s);
 }

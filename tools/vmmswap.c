@@ -284,6 +284,37 @@ struct cli {
 	const char *socket;
 };
 
+/*
+ * The command line, decided by parse_cmdline() without any I/O: either help, a usage
+ * error (a message for main to print) or what to run.
+ */
+struct cmdline {
+	struct cli c;
+	bool help;		    /* -h, --help */
+	const struct verb *v;	    /* the verb to run */
+	const char *state;	    /* 'wait': its STATE argument */
+	int want;		    /* 'wait' STATE or --wait-state, as a number */
+	char req[512];		    /* every other verb: the request */
+	const char *efmt, *ea, *eb; /* a usage error: format and its two strings */
+	char name[32];		    /* the verb's words, for one of those messages */
+};
+
+/* Record a usage error for main to print; returns EXIT_USAGE. */
+static int usage_error(struct cmdline *cl, const char *fmt, const char *a, const char *b)
+{
+	cl->efmt = fmt;
+	cl->ea = a;
+	cl->eb = b;
+	return EXIT_USAGE;
+}
+
+static void print_usage_error(const struct cmdline *cl)
+{
+	fprintf(stderr, "vmmswap: ");
+	fprintf(stderr, cl->efmt, cl->ea, cl->eb);
+	fprintf(stderr, "\nTry 'vmmswap --help'.\n");
+}
+
 static void usage(FILE *f)
 {
 	int i;
@@ -315,14 +346,6 @@ static void usage(FILE *f)
 		"prints crosvm's one-line JSON, as `crosvm swap` does; a command the monitor\n"
 		"ignored in the current state is reported on stderr. Exit status: 0 done or\n"
 		"ignored, 1 error, 2 verification mismatch, 64 usage error.\n");
-}
-
-static int usage_error(const char *fmt, const char *a, const char *b)
-{
-	fprintf(stderr, "vmmswap: ");
-	fprintf(stderr, fmt, a, b);
-	fprintf(stderr, "\nTry 'vmmswap --help'.\n");
-	return EXIT_USAGE;
 }
 
 static bool parse_num(const char *s, unsigned long long *out)
@@ -408,23 +431,17 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Poll the swap status until it is 'state'. */
-static int wait_state(const struct cli *c, const char *state)
+/* Poll the swap status until it is 'state' (want: its number, parse_cmdline() checked it). */
+static int wait_state(const struct cli *c, const char *state, int want)
 {
 	double deadline = now_s() + c->timeout_s;
 	char current[32] = "?";
 	struct answer *a = malloc(sizeof(*a));
 	struct vms_swap_status st;
-	int want, ret = EXIT_ERROR;
+	int ret = EXIT_ERROR;
 
 	if (!a)
 		return EXIT_ERROR;
-	if (vms_swap_state_parse(state, &want)) {
-		free(a);
-		return usage_error("unknown state '%s'%s", state,
-				   " (Ready, Failed, Pending, TrimInProgress, SwapOutInProgress, "
-				   "Active, SwapInInProgress)");
-	}
 	for (;;) {
 		if (call(c, MINIVM_CTL_MAGIC " swap op=status", a))
 			break;
@@ -497,7 +514,7 @@ static int print_other(const struct cli *c, const struct answer *a)
 	return ok ? 0 : mismatch ? EXIT_MISMATCH : EXIT_ERROR;
 }
 
-static int parse_opts(int argc, char **argv, struct cli *c)
+static int parse_opts(int argc, char **argv, struct cmdline *cl)
 {
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },
@@ -509,6 +526,7 @@ static int parse_opts(int argc, char **argv, struct cli *c)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct cli *c = &cl->c;
 	unsigned long long n;
 	char *end;
 	int opt;
@@ -516,6 +534,7 @@ static int parse_opts(int argc, char **argv, struct cli *c)
 	c->vcpu = -1;
 	c->timeout_s = 60;
 	opterr = 0;
+	optind = 0; /* a full getopt reset, so parsing can be repeated (tools/fuzz/) */
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'j':
@@ -523,8 +542,8 @@ static int parse_opts(int argc, char **argv, struct cli *c)
 			break;
 		case 'c':
 			if (!parse_num(optarg, &n) || n > 1024)
-				return usage_error("--vcpu wants a vCPU number, not '%s'%s", optarg,
-						   "");
+				return usage_error(cl, "--vcpu wants a vCPU number, not '%s'%s",
+						   optarg, "");
 			c->vcpu = (long)n;
 			break;
 		case 'S':
@@ -537,46 +556,50 @@ static int parse_opts(int argc, char **argv, struct cli *c)
 			errno = 0;
 			c->timeout_s = strtod(optarg, &end);
 			if (errno || end == optarg || *end || c->timeout_s < 0)
-				return usage_error("--timeout wants seconds, not '%s'%s", optarg,
-						   "");
+				return usage_error(cl, "--timeout wants seconds, not '%s'%s",
+						   optarg, "");
 			break;
 		case 's':
 			c->socket = optarg;
 			break;
 		case 'h':
-			usage(stdout);
-			exit(0);
+			cl->help = true;
+			return 0;
 		default:
-			return usage_error("unknown or incomplete option '%s'%s",
+			return usage_error(cl, "unknown or incomplete option '%s'%s",
 					   argv[optind - 1] ?: "?", "");
 		}
 	}
 	return 0;
 }
 
-int main(int argc, char **argv)
+/*
+ * Options and positional arguments: 0 with cl->help or cl->v (and cl->req) set, or
+ * EXIT_USAGE with the message in cl->efmt. No I/O, no exit: tools/fuzz/cli_args.c
+ * calls it on arbitrary argument vectors (getopt may permute argv).
+ */
+static int parse_cmdline(int argc, char **argv, struct cmdline *cl)
 {
-	struct cli c = { 0 };
+	struct cli *c = &cl->c;
 	const struct verb *v = NULL;
-	char req[512];
-	struct answer *a;
 	char **pos;
 	int npos, i, k, ret;
 	size_t len;
 
-	ret = parse_opts(argc, argv, &c);
-	if (ret)
+	memset(cl, 0, sizeof(*cl));
+	ret = parse_opts(argc, argv, cl);
+	if (ret || cl->help)
 		return ret;
 	pos = argv + optind;
 	npos = argc - optind;
 	if (npos == 0)
-		return usage_error("missing verb%s%s", "", "");
+		return usage_error(cl, "missing verb%s%s", "", "");
 
 	/* The socket is the last positional argument unless --socket named it. */
-	if (!c.socket) {
+	if (!c->socket) {
 		if (npos < 2)
-			return usage_error("missing SOCKET after '%s'%s", pos[0], "");
-		c.socket = pos[--npos];
+			return usage_error(cl, "missing SOCKET after '%s'%s", pos[0], "");
+		c->socket = pos[--npos];
 	}
 
 	for (i = 0; i < NR_VERBS; i++) {
@@ -591,76 +614,100 @@ int main(int argc, char **argv)
 		for (i = 0; i < NR_VERBS && strcmp(pos[0], verbs[i].w1); i++)
 			;
 		if (i < NR_VERBS)
-			return usage_error("'%s' needs a sub-command, not '%s'", pos[0],
+			return usage_error(cl, "'%s' needs a sub-command, not '%s'", pos[0],
 					   npos > 1 ? pos[1] : "(nothing)");
-		return usage_error("unknown verb '%s'%s", pos[0], "");
+		return usage_error(cl, "unknown verb '%s'%s", pos[0], "");
 	}
 	pos += v->w2 ? 2 : 1;
 	npos -= v->w2 ? 2 : 1;
 
-	if (c.slow_file_cleanup && (!v->op || strcmp(v->w1, "swap") || strcmp(v->op, "disable")))
-		return usage_error("--slow-file-cleanup only goes with 'swap disable'%s%s", "", "");
-	if (c.vcpu >= 0 && (!v->wire || strcmp(v->wire, "guest")))
-		return usage_error("--vcpu only goes with guest commands, not '%s'%s", v->w1, "");
-	if (c.wait_state && strcmp(v->w1, "swap"))
-		return usage_error("--wait-state only goes with swap verbs (or use 'wait')%s%s", "",
+	if (c->slow_file_cleanup && (!v->op || strcmp(v->w1, "swap") || strcmp(v->op, "disable")))
+		return usage_error(cl, "--slow-file-cleanup only goes with 'swap disable'%s%s", "",
 				   "");
+	if (c->vcpu >= 0 && (!v->wire || strcmp(v->wire, "guest")))
+		return usage_error(cl, "--vcpu only goes with guest commands, not '%s'%s", v->w1,
+				   "");
+	if (c->wait_state && strcmp(v->w1, "swap"))
+		return usage_error(cl, "--wait-state only goes with swap verbs (or use 'wait')%s%s",
+				   "", "");
 
 	if (!strcmp(v->w1, "wait")) {
 		if (npos != 1)
-			return usage_error("usage: vmmswap wait STATE SOCKET%s%s", "", "");
-		return wait_state(&c, pos[0]);
+			return usage_error(cl, "usage: vmmswap wait STATE SOCKET%s%s", "", "");
+		if (vms_swap_state_parse(pos[0], &cl->want))
+			return usage_error(cl, "unknown state '%s'%s", pos[0],
+					   " (Ready, Failed, Pending, TrimInProgress, "
+					   "SwapOutInProgress, Active, SwapInInProgress)");
+		cl->state = pos[0];
+		cl->v = v;
+		return 0;
 	}
 
 	if (npos < v->nreq || npos > v->nreq + v->nopt) {
-		char name[32];
-
-		snprintf(name, sizeof(name), "%s%s%s", v->w1, v->w2 ? " " : "", v->w2 ?: "");
-		return usage_error("usage: vmmswap %s %s", name, v->args);
+		snprintf(cl->name, sizeof(cl->name), "%s%s%s", v->w1, v->w2 ? " " : "",
+			 v->w2 ?: "");
+		return usage_error(cl, "usage: vmmswap %s %s", cl->name, v->args);
 	}
 
-	len = snprintf(req, sizeof(req), "%s %s", MINIVM_CTL_MAGIC, v->wire);
+	len = snprintf(cl->req, sizeof(cl->req), "%s %s", MINIVM_CTL_MAGIC, v->wire);
 	if (v->op)
-		len += snprintf(req + len, sizeof(req) - len, " op=%s", v->op);
+		len += snprintf(cl->req + len, sizeof(cl->req) - len, " op=%s", v->op);
 	for (k = 0; k < npos; k++) {
 		unsigned long long n;
 
 		if (!parse_num(pos[k], &n))
-			return usage_error("%s must be a non-negative number, not '%s'", v->keys[k],
-					   pos[k]);
-		len += snprintf(req + len, sizeof(req) - len, " %s=%llu", v->keys[k], n);
+			return usage_error(cl, "%s must be a non-negative number, not '%s'",
+					   v->keys[k], pos[k]);
+		len += snprintf(cl->req + len, sizeof(cl->req) - len, " %s=%llu", v->keys[k], n);
 	}
-	if (c.vcpu >= 0)
-		len += snprintf(req + len, sizeof(req) - len, " vcpu=%ld", c.vcpu);
-	if (c.slow_file_cleanup)
-		len += snprintf(req + len, sizeof(req) - len, " slow_file_cleanup=1");
-	if (c.wait_state) {
-		int st;
+	if (c->vcpu >= 0)
+		len += snprintf(cl->req + len, sizeof(cl->req) - len, " vcpu=%ld", c->vcpu);
+	if (c->slow_file_cleanup)
+		len += snprintf(cl->req + len, sizeof(cl->req) - len, " slow_file_cleanup=1");
+	if (c->wait_state && vms_swap_state_parse(c->wait_state, &cl->want))
+		return usage_error(cl, "unknown state '%s'%s", c->wait_state,
+				   " (Ready, Failed, Pending, TrimInProgress, "
+				   "SwapOutInProgress, Active, SwapInInProgress)");
+	cl->v = v;
+	return 0;
+}
 
-		if (vms_swap_state_parse(c.wait_state, &st))
-			return usage_error("unknown state '%s'%s", c.wait_state,
-					   " (Ready, Failed, Pending, TrimInProgress, "
-					   "SwapOutInProgress, Active, SwapInInProgress)");
+int main(int argc, char **argv)
+{
+	struct cmdline cl;
+	struct answer *a;
+	int ret;
+
+	ret = parse_cmdline(argc, argv, &cl);
+	if (ret) {
+		print_usage_error(&cl);
+		return ret;
 	}
+	if (cl.help) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(cl.v->w1, "wait"))
+		return wait_state(&cl.c, cl.state, cl.want);
 
 	a = malloc(sizeof(*a));
 	if (!a)
 		return EXIT_ERROR;
-	if (call(&c, req, a)) {
+	if (call(&cl.c, cl.req, a)) {
 		free(a);
 		return EXIT_ERROR;
 	}
-	if (!strcmp(v->w1, "swap"))
-		ret = print_swap(&c, v, a);
+	if (!strcmp(cl.v->w1, "swap"))
+		ret = print_swap(&cl.c, cl.v, a);
 	else
-		ret = print_other(&c, a);
+		ret = print_other(&cl.c, a);
 	free(a);
-	if (!ret && c.wait_state) {
-		bool json = c.json;
+	if (!ret && cl.c.wait_state) {
+		bool json = cl.c.json;
 
-		c.json = false; /* one JSON document per run: the command's reply */
-		ret = wait_state(&c, c.wait_state);
-		c.json = json;
+		cl.c.json = false; /* one JSON document per run: the command's reply */
+		ret = wait_state(&cl.c, cl.c.wait_state, cl.want);
+		cl.c.json = json;
 	}
 	return ret;
 }

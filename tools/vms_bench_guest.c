@@ -59,6 +59,7 @@
 
 #include <vm/kvm_vm.h>
 #include <vmmswap/controller.h>
+#include <vmmswap/fault_server.h>
 #include <vmmswap/log.h>
 #include <vmmswap/page_handler.h>
 #include <vmmswap/pagesize.h>
@@ -77,7 +78,7 @@
 #define MMIO_EXC	    0xd0001000ULL
 #define MAX_VCPUS	    2
 #define MAX_SERVERS	    4
-#define EVENT_BATCH	    64
+#define EVENT_BATCH	    VMS_FS_MAX_BATCH
 #define WAIT_MS		    60000
 #define VARIANT_SHORT_PAGES 16384 /* 64 MiB: variants without fault-around */
 
@@ -493,10 +494,17 @@ static void server_error(struct server *s, int err)
 	__atomic_compare_exchange_n(&s->err, &zero, err, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 }
 
-/* The minimal raw loop's fill: one ioctl, EEXIST (another thread was first) is fine. */
-static int raw_fill(struct server *s, uint64_t addr)
+/*
+ * The raw fill (the limit): one ioctl, EEXIST (another thread was first) is fine.
+ * It runs in the library's fault server like the page handler does, so the raw
+ * and the real rows differ only in what serves a fault.
+ */
+static int raw_fill(void *arg, int uffd, uint64_t addr)
 {
+	struct server *s = arg;
 	uint64_t page = addr & ~(PAGE - 1);
+
+	(void)uffd;
 	int ret;
 
 	if (s->src) {
@@ -522,10 +530,8 @@ static void *server_main(void *arg)
 {
 	struct server_arg *a = arg;
 	struct server *s = a->s;
-	struct uffd_msg msgs[EVENT_BATCH];
-	uint64_t kept[EVENT_BATCH];
-	unsigned int nkept = 0, i, k;
-	size_t n;
+	struct vms_fault_server_opts o = { .batch = s->batch };
+	struct vms_fault_server fs;
 	int ret;
 
 	ret = pin_self(s->cpu[a->idx]);
@@ -533,65 +539,38 @@ static void *server_main(void *arg)
 		server_error(s, ret);
 		return NULL;
 	}
+	if (!s->ph) {
+		o.fault = raw_fill;
+		o.arg = s;
+	}
+	/* The monitor's own loop: vmmswap/fault_server.h. */
+	vms_fs_init(&fs, s->ph, s->uffd, &o);
 	for (;;) {
 		struct pollfd pfd[2] = { { .fd = s->uffd, .events = POLLIN },
 					 { .fd = s->stop_fd, .events = POLLIN } };
+		uint64_t reads = fs.reads, faults = fs.faults;
 
-		ret = poll(pfd, 2, nkept ? 1 : WAIT_MS);
+		ret = poll(pfd, 2, vms_fs_has_kept(&fs) ? 1 : WAIT_MS);
 		if (ret < 0 && errno == EINTR)
 			continue;
 		if (ret < 0) {
 			server_error(s, -errno);
-			return NULL;
+			break;
 		}
 		if (pfd[1].revents)
-			return NULL;
+			break;
 		if (pfd[0].revents & (POLLERR | POLLHUP)) {
 			server_error(s, -EIO);
-			return NULL;
+			break;
 		}
-		ret = vms_uffd_read_events(s->uffd, msgs, s->batch, &n);
-		if (ret) {
-			server_error(s, ret);
-			return NULL;
-		}
-		if (n)
-			__atomic_add_fetch(&s->reads, 1, __ATOMIC_RELAXED);
-		/* REMOVEs before faults (page_handler.h's event-loop rule). */
-		for (i = 0; i < n; i++) {
-			if (msgs[i].event != UFFD_EVENT_REMOVE || !s->ph)
-				continue;
-			ret = vms_ph_remove(s->ph, msgs[i].arg.remove.start,
-					    msgs[i].arg.remove.end);
-			if (ret)
-				server_error(s, ret);
-		}
-		/* Faults kept after -EAGAIN are retried once a read found nothing. */
-		if (!n && nkept) {
-			for (i = k = 0; i < nkept; i++) {
-				ret = s->ph ? vms_ph_fault(s->ph, s->uffd, kept[i])
-					    : raw_fill(s, kept[i]);
-				if (ret == -EAGAIN)
-					kept[k++] = kept[i];
-				else if (ret)
-					server_error(s, ret);
-			}
-			nkept = k;
-		}
-		for (i = 0; i < n; i++) {
-			uint64_t addr;
-
-			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
-				continue;
-			addr = msgs[i].arg.pagefault.address;
-			ret = s->ph ? vms_ph_fault(s->ph, s->uffd, addr) : raw_fill(s, addr);
-			if (ret == -EAGAIN && nkept < EVENT_BATCH)
-				kept[nkept++] = addr;
-			else if (ret)
-				server_error(s, ret);
-			__atomic_add_fetch(&s->faults, 1, __ATOMIC_RELAXED);
-		}
+		ret = vms_fs_serve(&fs, NULL);
+		if (ret || fs.first_err)
+			server_error(s, ret ?: fs.first_err);
+		__atomic_add_fetch(&s->reads, fs.reads - reads, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&s->faults, fs.faults - faults, __ATOMIC_RELAXED);
 	}
+	vms_fs_destroy(&fs);
+	return NULL;
 }
 
 static int server_start(struct server *s, const struct fp_cfg *c, unsigned int nv)

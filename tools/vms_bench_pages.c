@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <vmmswap/fault_server.h>
 #include <vmmswap/page_handler.h>
 #include <vmmswap/pagesize.h>
 #include <vmmswap/uffd.h>
@@ -129,37 +130,37 @@ struct loop {
 	int err;
 };
 
+/* The raw fill (the limit), served through the same loop as the page handler. */
+static int raw_copy(void *arg, int uffd, uint64_t addr)
+{
+	struct loop *l = arg;
+	uint64_t ps = vms_page_size(), done;
+
+	return vms_uffd_copy(uffd, addr & ~(ps - 1), l->src, ps, 0, &done);
+}
+
+/* The monitor's own event loop (vmmswap/fault_server.h). */
 static void *loop_main(void *arg)
 {
 	struct loop *l = arg;
-	struct uffd_msg msgs[32];
-	uint64_t ps = vms_page_size(), done;
-	size_t n, i;
+	struct vms_fault_server_opts o = { .fault = l->ph ? NULL : raw_copy, .arg = l };
+	struct vms_fault_server fs;
 
+	vms_fs_init(&fs, l->ph, l->g->u.fd, &o);
 	for (;;) {
 		struct pollfd pfd[2] = { { .fd = l->g->u.fd, .events = POLLIN },
 					 { .fd = l->stop_fd, .events = POLLIN } };
+		int ret;
 
-		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+		if (poll(pfd, 2, vms_fs_has_kept(&fs) ? 1 : -1) < 0 && errno != EINTR)
 			break;
 		if (pfd[1].revents)
 			break;
-		if (vms_uffd_read_events(l->g->u.fd, msgs, 32, &n))
-			continue;
-		for (i = 0; i < n; i++) {
-			uint64_t a = msgs[i].arg.pagefault.address & ~(ps - 1);
-			int ret;
-
-			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
-				continue;
-			if (l->ph)
-				ret = vms_ph_fault(l->ph, l->g->u.fd, a);
-			else
-				ret = vms_uffd_copy(l->g->u.fd, a, l->src, ps, 0, &done);
-			if (ret && !l->err)
-				l->err = ret;
-		}
+		ret = vms_fs_serve(&fs, NULL);
+		if ((ret || fs.first_err) && !l->err)
+			l->err = ret ?: fs.first_err;
 	}
+	vms_fs_destroy(&fs);
 	return NULL;
 }
 

@@ -160,8 +160,6 @@ int hu_handler_create(const struct hu_guest *g, const char *dir,
 
 /* ---- event loop ---- */
 
-#define HU_MAX_DEFERRED 1024
-
 static void loop_error(struct hu_loop *l, int err)
 {
 	int zero = 0;
@@ -173,84 +171,26 @@ static void loop_error(struct hu_loop *l, int err)
 static void *loop_main(void *arg)
 {
 	struct hu_loop *l = arg;
-	struct uffd_msg msgs[64];
-	uint64_t *deferred = calloc(HU_MAX_DEFERRED, sizeof(*deferred));
-	size_t ndef = 0, i, n;
 	int ret;
 
-	if (!deferred) {
-		loop_error(l, -ENOMEM);
-		return NULL;
-	}
 	for (;;) {
 		struct pollfd pfd[2] = {
 			{ .fd = l->uffd, .events = POLLIN },
 			{ .fd = l->stop_fd, .events = POLLIN },
 		};
 
-		if (poll(pfd, 2, ndef ? 1 : -1) < 0 && errno != EINTR) {
+		if (poll(pfd, 2, vms_fs_has_kept(&l->fs) ? 1 : -1) < 0 && errno != EINTR) {
 			loop_error(l, -errno);
 			break;
 		}
 		if (pfd[1].revents)
 			break;
-		/* Drain: every pending event, removes applied in the order read. */
-		for (;;) {
-			ret = vms_uffd_read_events(l->uffd, msgs, 64, &n);
-			if (ret == -EAGAIN)
-				n = 0;
-			else if (ret) {
-				loop_error(l, ret);
-				goto out;
-			}
-			if (!n)
-				break;
-			/*
-			 * REMOVEs of the batch first: reading a REMOVE releases the remover,
-			 * so the fill ioctls stop failing with EAGAIN, and a fault the kernel
-			 * handed out ahead of an older REMOVE would otherwise get stale data.
-			 */
-			for (i = 0; i < n; i++) {
-				const struct uffd_msg *m = &msgs[i];
-
-				if (m->event != UFFD_EVENT_REMOVE)
-					continue;
-				__atomic_add_fetch(&l->removes, 1, __ATOMIC_RELAXED);
-				ret = vms_ph_remove(l->ph, m->arg.remove.start, m->arg.remove.end);
-				if (ret)
-					loop_error(l, ret);
-				__atomic_add_fetch(&l->removes_applied, 1, __ATOMIC_RELEASE);
-			}
-			for (i = 0; i < n; i++) {
-				const struct uffd_msg *m = &msgs[i];
-
-				if (m->event != UFFD_EVENT_PAGEFAULT)
-					continue;
-				__atomic_add_fetch(&l->faults, 1, __ATOMIC_RELAXED);
-				ret = vms_ph_fault(l->ph, l->uffd, m->arg.pagefault.address);
-				if (ret == -EAGAIN) {
-					__atomic_add_fetch(&l->eagain, 1, __ATOMIC_RELAXED);
-					if (ndef == HU_MAX_DEFERRED)
-						loop_error(l, -ENOBUFS);
-					else
-						deferred[ndef++] = m->arg.pagefault.address;
-				} else if (ret) {
-					loop_error(l, ret);
-				}
-			}
-		}
-		/* Nothing pending any more: the deferred faults may go now. */
-		for (i = 0, n = 0; i < ndef; i++) {
-			ret = vms_ph_fault(l->ph, l->uffd, deferred[i]);
-			if (ret == -EAGAIN)
-				deferred[n++] = deferred[i];
-			else if (ret)
-				loop_error(l, ret);
-		}
-		ndef = n;
+		ret = vms_fs_serve(&l->fs, NULL);
+		if (ret)
+			loop_error(l, ret);
+		if (l->fs.first_err)
+			loop_error(l, l->fs.first_err);
 	}
-out:
-	free(deferred);
 	return NULL;
 }
 
@@ -261,6 +201,7 @@ int hu_loop_start(struct hu_loop *l, struct vms_page_handler *ph, int uffd)
 	memset(l, 0, sizeof(*l));
 	l->ph = ph;
 	l->uffd = uffd;
+	vms_fs_init(&l->fs, ph, uffd, NULL);
 	l->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (l->stop_fd < 0)
 		return -errno;
@@ -283,6 +224,7 @@ int hu_loop_stop(struct hu_loop *l)
 		return -errno;
 	pthread_join(l->thread, NULL);
 	close(l->stop_fd);
+	vms_fs_destroy(&l->fs);
 	l->started = false;
 	return __atomic_load_n(&l->err, __ATOMIC_RELAXED);
 }
@@ -532,7 +474,7 @@ int hu_loop_wait_removes(const struct hu_loop *l, uint64_t n, int deadline_ms)
 {
 	uint64_t end = hu_now_ms() + (uint64_t)deadline_ms;
 
-	while (__atomic_load_n(&l->removes_applied, __ATOMIC_ACQUIRE) < n) {
+	while (__atomic_load_n(&l->fs.removes, __ATOMIC_ACQUIRE) < n) {
 		if (hu_now_ms() >= end)
 			return -ETIMEDOUT;
 		sched_yield();

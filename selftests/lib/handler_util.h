@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <vmmswap/fault_server.h>
 #include <vmmswap/page_handler.h>
 #include <vmmswap/uffd.h>
 
@@ -68,12 +69,10 @@ int hu_handler_create(const struct hu_guest *g, const char *dir,
 		      struct vms_page_handler **ph);
 
 /*
- * The event loop: reads events in batches; in each batch first every REMOVE ->
- * vms_ph_remove, then every PAGEFAULT -> vms_ph_fault (see page_handler.h for why
- * that order). A fault that returns -EAGAIN is kept and retried only once the
- * uffd has no pending event (so the removes queued before it were applied); while
- * some are kept the loop polls with a 1 ms timeout, because the kernel's
- * "mmap changing" flag drops only when the remover resumes after the read.
+ * The event loop: the monitor's rule, from the library (vmmswap/fault_server.h):
+ * every REMOVE applied before the faults read after it, faults that get -EAGAIN
+ * kept and retried once the uffd is drained, polling with a 1 ms timeout while
+ * some are kept. Any fault or remove error is the test's error.
  */
 struct hu_loop {
 	pthread_t thread;
@@ -81,11 +80,8 @@ struct hu_loop {
 	int uffd;
 	int stop_fd; /* eventfd */
 	bool started;
-	/* Atomics, updated by the loop thread. */
-	uint64_t faults;
-	uint64_t removes;
-	uint64_t removes_applied; /* vms_ph_remove() returned */
-	uint64_t eagain; /* faults that returned -EAGAIN (then retried) */
+	/* Counters (atomics): fs.faults, fs.removes (applied), fs.eagain, ... */
+	struct vms_fault_server fs;
 	int err; /* first unexpected error, 0 if none */
 };
 
