@@ -13,8 +13,8 @@
 /* clang-format off */
 #define E(act, ab, nx, jb) { .action = VMS_ACT_##act, .abort_job = ab, .next = nx, .job = jb }
 /* clang-format on */
-#define IGN E(IGNORE, false, -1, -1)
-#define MOVE(ab) E(REMOVE, ab, VMS_SWAP_PENDING, VMS_JOB_MOVE)
+#define IGN	    E(IGNORE, false, -1, -1)
+#define MOVE(ab)    E(REMOVE, ab, VMS_SWAP_PENDING, VMS_JOB_MOVE)
 #define SWAP_IN(ab) E(SWAP_IN, ab, VMS_SWAP_SWAP_IN_IN_PROGRESS, VMS_JOB_SWAP_IN)
 #define EXIT_IN(ab) E(EXIT_AFTER_SWAP_IN, ab, VMS_SWAP_SWAP_IN_IN_PROGRESS, VMS_JOB_SWAP_IN)
 
@@ -94,7 +94,7 @@ static const int job_state[VMS_SM_NR_JOBS] = {
 };
 
 static const int columns[NCOLS] = {
-	[C_ENABLE] = VMS_CMD_ENABLE, [C_TRIM] = VMS_CMD_TRIM,	    [C_SWAP_OUT] = VMS_CMD_SWAP_OUT,
+	[C_ENABLE] = VMS_CMD_ENABLE,   [C_TRIM] = VMS_CMD_TRIM, [C_SWAP_OUT] = VMS_CMD_SWAP_OUT,
 	[C_DISABLE] = VMS_CMD_DISABLE, [C_EXIT] = VMS_CMD_EXIT,
 };
 

@@ -16,7 +16,7 @@
  *  - Page faults therefore do not wait behind the disk I/O of trim or swap-out. One
  *    exception: while a swap-in runs, reading uffd events waits for the current
  *    swap-in chunk (<= 2 MiB), because a REMOVE must be applied before any copy can
- *    run after the remover resumed (see handle_uffd() in monitor.c).
+ *    run after the remover resumed (see vms_mon_handle_uffd() in monitor_uffd_list.c).
  *  - Within one uffd, every pending event is read and every REMOVE applied before
  *    any fault is served (the kernel hands out faults ahead of older REMOVEs). A
  *    read() that returns fewer events than the buffer holds already emptied the

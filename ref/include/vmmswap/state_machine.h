@@ -14,7 +14,7 @@
  *     ends ok, aborted or failed, and what becomes of the last transition record
  *     (crosvm's SwapStatus.state_transition).
  *
- * The monitor (monitor.c) carries out actions and jobs; it never writes a state
+ * The monitor (monitor_commands.c) carries out actions and jobs; it never writes a state
  * that one of these tables did not give it. "Ready" stands for crosvm's whole
  * disabled loop. Status, Info and ProcessForked are answered in every state
  * without a table lookup.
@@ -28,14 +28,14 @@
 #include <vmmswap/status.h>
 
 enum vms_sm_action {
-	VMS_ACT_IGNORE = 0,  /* reply IGNORED naming the state; nothing changes */
-	VMS_ACT_ENABLE,	     /* register, start the move job */
-	VMS_ACT_REMOVE,	     /* already enabled: start the move job for what is resident */
-	VMS_ACT_TRIM,	     /* start the trim job */
-	VMS_ACT_SWAP_OUT,    /* start the swap-out job */
-	VMS_ACT_SWAP_IN,     /* start the swap-in job */
-	VMS_ACT_SET_CLEANUP, /* swap-in running: record slow_file_cleanup (latest wins) */
-	VMS_ACT_EXIT,	     /* exit now (nothing to bring back) */
+	VMS_ACT_IGNORE = 0,	    /* reply IGNORED naming the state; nothing changes */
+	VMS_ACT_ENABLE,		    /* register, start the move job */
+	VMS_ACT_REMOVE,		    /* already enabled: start the move job for what is resident */
+	VMS_ACT_TRIM,		    /* start the trim job */
+	VMS_ACT_SWAP_OUT,	    /* start the swap-out job */
+	VMS_ACT_SWAP_IN,	    /* start the swap-in job */
+	VMS_ACT_SET_CLEANUP,	    /* swap-in running: record slow_file_cleanup (latest wins) */
+	VMS_ACT_EXIT,		    /* exit now (nothing to bring back) */
 	VMS_ACT_EXIT_AFTER_SWAP_IN, /* bring everything back in, then exit */
 	VMS_ACT_REFUSE_EXITING,	    /* guard: an Exit waits for its swap-in: FAILED, ESHUTDOWN */
 	VMS_ACT_END_CLEANUP,	    /* guard: Ready, cleanup running: end it now, ACCEPTED */
