@@ -64,8 +64,12 @@ struct vms_page_handler {
 	struct vms_page_state ps;
 	struct vms_staging st;	 /* bytes: see staging.h for who may touch which page */
 	struct vms_swap_file sf; /* allocation under 'lock', I/O outside */
-	uint64_t seq;		 /* bumped whenever a slot is freed: a slot read without the lock
-		       * is valid if seq did not change meanwhile */
+	/*
+	 * Bumped whenever a slot is freed (it may be reused) or is about to be
+	 * rewritten (swap-out reusing a CLEARED slot): a slot read without the lock is
+	 * valid only if seq did not change meanwhile.
+	 */
+	uint64_t seq;
 	uint64_t staged_hint;	 /* no staged page below this pgoff */
 	/*
 	 * While a move runs (moving), the pages a REMOVE hit since it started: their
@@ -558,6 +562,7 @@ int vms_ph_fault(struct vms_page_handler *ph, int uffd, uint64_t addr)
 					buf = ps <= sizeof(stack_buf) ? (uint8_t *)stack_buf
 								      : malloc(ps);
 				ret = buf ? vms_swap_file_read(&ph->sf, slot, buf, 1) : -ENOMEM;
+				race_point(ph, VMS_PH_AT_FAULT_READ_DONE, pgoff, 1);
 				lock_state(ph);
 				if (ret && buf && buf_seq != ph->seq) {
 					/*
@@ -1001,6 +1006,7 @@ static int swap_out_run(struct vms_page_handler *ph, uint64_t max_pages, uint64_
 	uint32_t *slots = ph->job_slots;
 	uint8_t *fresh = ph->job_new;
 	uint64_t p, n, i, j, hwm, nw = 0;
+	bool reuse = false;
 	int ret = 0;
 
 	*planned = 0;
@@ -1028,7 +1034,16 @@ static int swap_out_run(struct vms_page_handler *ph, uint64_t max_pages, uint64_
 			unlock_state(ph);
 			return ret;
 		}
+		/*
+		 * A reused CLEARED slot gets new bytes: a fault that read it while the
+		 * page was last swapped (and is still running) must read it again, not
+		 * serve the old bytes when the page is swapped in the same slot again.
+		 */
+		if (!fresh[i])
+			reuse = true;
 	}
+	if (reuse)
+		ph->seq++;
 	unlock_state(ph);
 
 	/*

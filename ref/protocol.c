@@ -193,6 +193,7 @@ int vms_proto_recv_cmd(int sock, struct vms_msg_cmd *msg, int *fds, size_t *nfds
 		.msg_controllen = sizeof(cbuf.buf),
 	};
 	struct cmsghdr *c;
+	size_t got = 0; /* fds that came, also those beyond VMS_PROTO_MAX_FDS */
 	ssize_t n;
 	int ret;
 
@@ -212,6 +213,7 @@ int vms_proto_recv_cmd(int sock, struct vms_msg_cmd *msg, int *fds, size_t *nfds
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
 		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		got += k;
 		for (size_t i = 0; i < k; i++) {
 			int fd;
 
@@ -227,7 +229,7 @@ int vms_proto_recv_cmd(int sock, struct vms_msg_cmd *msg, int *fds, size_t *nfds
 		*reply_fd = fds[0];
 	if (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC))
 		return n > (ssize_t)sizeof(*msg) ? -EBADMSG : -EINVAL;
-	ret = validate_cmd(msg, n, fds, *nfds);
+	ret = validate_cmd(msg, n, fds, got);
 	return ret;
 }
 
@@ -290,7 +292,8 @@ int vms_proto_recv_reply_info(int sock, int timeout_ms, struct vms_reply *reply,
 	if (n != (ssize_t)sizeof(m) || m.magic != VMS_PROTO_MAGIC ||
 	    m.version != VMS_PROTO_VERSION || m.reply.result < VMS_REPLY_ACCEPTED ||
 	    m.reply.result > VMS_REPLY_FAILED || !vms_swap_state_name(m.reply.state) ||
-	    !vms_swap_state_name(m.reply.new_state) || m.reply.err > 0)
+	    !vms_swap_state_name(m.reply.new_state) || m.reply.err > 0 ||
+	    m.reply.err < -4095 /* MAX_ERRNO: callers negate err */)
 		return -EBADMSG;
 	*reply = m.reply;
 	if (status)

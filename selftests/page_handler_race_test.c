@@ -442,6 +442,41 @@ TEST_F(ph, fault_slot_truncated_during_read_is_not_an_error)
 	CHECK_RACE(&x, 1);
 }
 
+/*
+ * Found by make stress (a reader saw the previous round's bytes): after the fault
+ * read the slot, the page is swapped in, rewritten, staged again, and swap-out
+ * reuses its CLEARED slot for the new bytes, so the page is swapped again in the
+ * same slot and no slot was freed. The bytes the fault holds are old: it must read
+ * the slot again.
+ */
+static int op_rewrite_same_slot(void *arg)
+{
+	struct race *x = arg;
+	int ret = hu_swap_in_all(x->c, 512);
+
+	if (ret)
+		return ret;
+	x->want[x->page] = hu_tag(0, x->page, 7);
+	hu_fill(hu_alias_page(&x->c->g, 0, x->page), x->want[x->page]);
+	ret = vms_ph_move_all_to_staging(x->c->ph, NULL);
+	return ret ? ret : hu_swap_out_all(x->c->ph, 512);
+}
+
+TEST_F(ph, fault_slot_rewritten_after_read_serves_the_new_bytes)
+{
+	struct vms_ph_metrics m;
+	struct race x;
+
+	race_init(&x, &self->c, VMS_PH_AT_FAULT_READ_DONE, op_rewrite_same_slot);
+	ASSERT_EQ(0, setup(&x));
+	ASSERT_EQ(0, swapped_out(&x));
+	ASSERT_EQ(0, fault_target(&x));
+	m = hu_metrics(self->c.ph);
+	ASSERT_EQ(1, m.copied_from_file_pages);
+	ASSERT_EQ(NPAGES, m.swap_file_slots); /* every slot reused, none freed */
+	CHECK_RACE(&x, 1);
+}
+
 /* Swap-in fills the page while the fault reads its slot: the fault only wakes. */
 TEST_F(ph, fault_swap_in_during_slot_read_keeps_the_page)
 {

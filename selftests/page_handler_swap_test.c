@@ -314,17 +314,24 @@ struct chase {
 	uint64_t total; /* sum of the pages they reported */
 	int ret;
 	int bad;
+	uint64_t bad_page, bad_tag; /* the first page read wrong, and what it held */
 };
 
 static void *chase_reader(void *arg)
 {
 	struct chase *s = arg;
-	uint64_t p;
+	uint64_t p, tag;
 
 	/* In the order swap-in fills, so that faults land on the run it is reading. */
-	for (p = 0; p < s->pages; p++)
-		if (hu_page_tag(hu_page(&s->c->g, 0, p)) != hu_tag(0, p, s->gen))
-			s->bad++;
+	for (p = 0; p < s->pages; p++) {
+		tag = hu_page_tag(hu_page(&s->c->g, 0, p));
+		if (tag == hu_tag(0, p, s->gen))
+			continue;
+		if (!s->bad++) {
+			s->bad_page = p;
+			s->bad_tag = tag;
+		}
+	}
 	return NULL;
 }
 
@@ -378,8 +385,21 @@ TEST_F(ph, swap_in_chunk_emptied_by_faults_does_not_report_the_end)
 		ASSERT_EQ(0, hu_thread_join(&ts, HU_DEADLINE_MS));
 		ASSERT_EQ(0, hu_thread_join(&tr, HU_DEADLINE_MS));
 		ASSERT_EQ(0, s.ret) TH_LOG("round %llu", (unsigned long long)r);
-		ASSERT_EQ(0, s.bad);
 		m = hu_metrics(self->c.ph);
+		ASSERT_EQ(0, s.bad)
+		{
+			TH_LOG("round %llu: page %llu read tag %#llx, want %#llx; now %#llx; "
+			       "swap-in %llu, from file %llu, from staging %llu, zeroed %llu, "
+			       "redundant %llu",
+			       (unsigned long long)r, (unsigned long long)s.bad_page,
+			       (unsigned long long)s.bad_tag,
+			       (unsigned long long)hu_tag(0, s.bad_page, s.gen),
+			       (unsigned long long)hu_page_tag(hu_page(&self->c.g, 0, s.bad_page)),
+			       (unsigned long long)m.swap_in_pages,
+			       (unsigned long long)m.copied_from_file_pages,
+			       (unsigned long long)m.copied_from_staging_pages,
+			       (unsigned long long)m.zeroed_pages, (unsigned long long)m.redundant_pages);
+		}
 		/*
 		 * Every page filled once, by swap-in or a fault. A fault from staging is
 		 * possible too: a fault message the loop read in the previous round and

@@ -39,7 +39,12 @@ for p in "${progs[@]}"; do
 	[ -x "$bindir/$p" ] || { echo "stress.sh: $bindir/$p is not built (run make first)" >&2; exit 2; }
 done
 logdir=build/stress
-mkdir -p "$logdir"
+mkdir -p "$logdir/bin"
+# Run a snapshot, so that a rebuild during the runs cannot make one fail.
+for p in "${progs[@]}"; do
+	cp "$bindir/$p" "$logdir/bin/$p" || exit 2
+done
+bindir=$logdir/bin
 timeout_s=$(sed -n 's/^timeout=//p' selftests/settings 2>/dev/null)
 timeout_s=${timeout_s:-300}
 

@@ -24,9 +24,13 @@
  *  - Disk I/O never runs under the state lock: jobs plan under it, do the I/O
  *    without it, and commit under it, re-checking every page that a fault or a
  *    remove changed meanwhile. A swap-file read by a fault is validated by a
- *    sequence number bumped whenever a slot is freed (and could be reused); a
- *    read that failed while the sequence moved is retried, not reported (the
- *    freed slot may lie past a swap-out's truncation of the file).
+ *    sequence number bumped whenever a slot is freed (and could be reused) and
+ *    whenever swap-out is about to rewrite a reused CLEARED slot; a read that
+ *    failed while the sequence moved is retried, not reported (the freed slot may
+ *    lie past a swap-out's truncation of the file). (make stress found the second
+ *    case: a fault that read slot S and stalled, while its page was swapped in,
+ *    staged with new bytes and swapped out again into the same S, served the old
+ *    bytes, because no slot had been freed.)
  *  - Invariant at every release of the state lock: a staged page is not resident
  *    in guest memory. The move therefore marks a window staged and punches it
  *    from the guest memfd in one hold of the lock. The interleaving this closes
@@ -222,6 +226,7 @@ enum vms_ph_race_point {
 	VMS_PH_AT_SWAP_OUT_WRITTEN, /* a run is in the file, not committed */
 	VMS_PH_AT_SWAP_IN_READ,	    /* a run's slots are read, not copied */
 	VMS_PH_AT_FAULT_READ,	    /* a fault chose a slot, before reading it */
+	VMS_PH_AT_FAULT_READ_DONE,  /* it read the slot, before looking again */
 	VMS_PH_RACE_POINTS
 };
 
