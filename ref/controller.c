@@ -26,9 +26,9 @@
 #include <vmmswap/freezer.h>
 #include <vmmswap/log.h>
 #include <vmmswap/monitor.h>
-#include <vmmswap/page_handler.h>
 #include <vmmswap/pagesize.h>
 #include <vmmswap/protocol.h>
+#include <vmmswap/test_hooks.h>
 #include <vmmswap/uffd.h>
 
 #define UFFD_FEATURES (UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_EVENT_REMOVE)
@@ -101,7 +101,7 @@ static int check_opts(const struct vms_controller_opts *o)
 
 	if (!o || !o->regions || !o->nregions || o->nregions > VMS_CTL_MAX_REGIONS ||
 	    !o->swap_dir || o->reply_timeout_ms < 0 ||
-	    o->fault_around_pages > VMS_PH_MAX_FAULT_AROUND_PAGES ||
+	    o->fault_around_pages > VMS_MAX_FAULT_AROUND_PAGES ||
 	    ((o->flags & VMS_CTL_FAULT_CPU) && (o->fault_cpu < 0 || o->fault_cpu >= CPU_SETSIZE)))
 		return -EINVAL;
 	for (size_t i = 0; i < o->nregions; i++) {

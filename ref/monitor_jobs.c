@@ -12,6 +12,7 @@
 #include <vmmswap/log.h>
 #include <vmmswap/pagesize.h>
 #include <vmmswap/state_machine.h>
+#include <vmmswap/test_hooks.h>
 
 #include "monitor_internal.h"
 

@@ -21,6 +21,7 @@
 #include <vmmswap/pagesize.h>
 #include <vmmswap/staging.h>
 #include <vmmswap/swap_file.h>
+#include <vmmswap/test_hooks.h>
 
 struct ph_region {
 	uint64_t addr;

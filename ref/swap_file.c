@@ -10,10 +10,11 @@
 #include <sys/sendfile.h>
 #include <unistd.h>
 
+#include <vmmswap/file_io.h>
 #include <vmmswap/log.h>
 #include <vmmswap/pagesize.h>
-#include <vmmswap/file_io.h>
 #include <vmmswap/swap_file.h>
+#include <vmmswap/test_hooks.h>
 
 int vms_swap_file_open(struct vms_swap_file *sf, const char *dir, uint64_t max_slots)
 {

@@ -17,6 +17,7 @@
 #include <vmmswap/controller.h>
 #include <vmmswap/protocol.h>
 #include <vmmswap/status.h>
+#include <vmmswap/test_hooks.h>
 
 #include "lib/ctl_util.h"
 

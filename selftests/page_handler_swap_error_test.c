@@ -15,6 +15,7 @@
 
 #include <vmmswap/log.h>
 #include <vmmswap/pagesize.h>
+#include <vmmswap/test_hooks.h>
 
 #include "kselftest_harness.h"
 #include "lib/handler_util.h"

@@ -20,6 +20,7 @@
 
 #include <vmmswap/controller.h>
 #include <vmmswap/status.h>
+#include <vmmswap/test_hooks.h>
 
 /* A diagnostic line in TAP comment form, usable outside TEST bodies. */
 #define cu_log(fmt, ...) fprintf(stderr, "# " fmt "\n", ##__VA_ARGS__)

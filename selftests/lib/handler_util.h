@@ -22,6 +22,7 @@
 
 #include <vmmswap/fault_server.h>
 #include <vmmswap/page_handler.h>
+#include <vmmswap/test_hooks.h>
 #include <vmmswap/uffd.h>
 
 #define HU_MAX_REGIONS 4

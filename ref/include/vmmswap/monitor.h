@@ -45,7 +45,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include <vmmswap/controller.h>
+#include <vmmswap/types.h>
 
 struct vms_monitor_config {
 	const struct vms_region *regions;

@@ -76,6 +76,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <vmmswap/types.h>
+
 /* Largest swap-out / swap-in chunk: 2 MiB of consecutive pages (crosvm's value). */
 #define VMS_PH_MAX_CHUNK_BYTES (2ULL << 20)
 /* crosvm's trim batch. */
@@ -97,7 +99,7 @@ struct vms_ph_config {
 };
 
 /* Largest fault-around run: one swap chunk. */
-#define VMS_PH_MAX_FAULT_AROUND_PAGES 512
+#define VMS_PH_MAX_FAULT_AROUND_PAGES VMS_MAX_FAULT_AROUND_PAGES
 /* Sequential fault streams the fault-around tracks at once (e.g. one per vCPU). */
 #define VMS_PH_FAULT_AROUND_STREAMS 8
 
@@ -208,42 +210,6 @@ int vms_ph_metrics(struct vms_page_handler *ph, struct vms_ph_metrics *m);
 /* Heap bytes of per-page metadata (page state + slot bitmap). */
 uint64_t vms_ph_metadata_bytes(const struct vms_page_handler *ph);
 
-/*
- * Test-only race points: where a job or a fault has read or copied without the
- * state lock and is about to commit what it saw (or, for MOVE_COMMIT, is in the
- * middle of committing). A hook set with vms_ph_set_race_hook() runs there, on
- * the thread doing the work, with [pgoff, pgoff + npages) the pages concerned
- * (pgoffs: page indices over the regions concatenated in creation order). A test
- * uses it to make another thread fault or remove exactly then. Locks held when
- * the hook runs: the job lock at every point but FAULT_READ; the state lock at
- * MOVE_COMMIT only, so a hook must not call into ph itself there (it may start
- * another thread that does, and wait with vms_ph_lock_waiters()).
- */
-enum vms_ph_race_point {
-	VMS_PH_AT_MOVE_COPIED,	    /* a move window is in staging, not marked yet */
-	VMS_PH_AT_MOVE_COMMIT,	    /* marked staged, guest pages not punched yet */
-	VMS_PH_AT_TRIM_READ,	    /* CLEARED slots read, not compared or committed */
-	VMS_PH_AT_SWAP_OUT_WRITTEN, /* a run is in the file, not committed */
-	VMS_PH_AT_SWAP_IN_READ,	    /* a run's slots are read, not copied */
-	VMS_PH_AT_FAULT_READ,	    /* a fault chose a slot, before reading it */
-	VMS_PH_AT_FAULT_READ_DONE,  /* it read the slot, before looking again */
-	VMS_PH_RACE_POINTS
-};
-
-typedef void (*vms_ph_race_hook)(void *arg, enum vms_ph_race_point at, uint64_t pgoff,
-				 uint64_t npages);
-
-/* Test-only: set (or with NULL clear) the race hook. Not while ph is in use. */
-void vms_ph_set_race_hook(struct vms_page_handler *ph, vms_ph_race_hook hook, void *arg);
-
-/*
- * Test-only: threads that found the state lock taken and are waiting for it (or
- * about to), right now. Lets a test tell "blocked behind the lock" from "running".
- */
-unsigned int vms_ph_lock_waiters(struct vms_page_handler *ph);
-
-/* Test-only: the next swap-file write fails with -err (see swap_file.h). */
-void vms_ph_inject_write_error(struct vms_page_handler *ph, int err);
 
 /*
  * A dup (O_CLOEXEC) of the swap file's fd, owned by the caller, or a negative errno.

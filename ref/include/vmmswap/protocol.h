@@ -28,8 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <vmmswap/controller.h>
 #include <vmmswap/status.h>
+#include <vmmswap/types.h>
 
 #define VMS_PROTO_MAGIC	  0x57534d56u /* "VMSW" */
 #define VMS_PROTO_VERSION 1
@@ -123,9 +123,5 @@ enum vms_fd_kind {
 };
 enum vms_fd_kind vms_proto_fd_kind(int fd);
 
-/* Tests: the controller's end of the command socket. */
-int vms_controller_command_fd(const struct vms_controller *ctl);
-/* Tests (VMS_CTL_TEST_HOLD_JOBS): let the held (or the next) job run. */
-int vms_controller_test_release_job(struct vms_controller *ctl);
 
 #endif /* VMMSWAP_PROTOCOL_H */

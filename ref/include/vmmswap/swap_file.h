@@ -91,7 +91,5 @@ static inline const uint8_t *vms_swap_file_slot_map(const struct vms_swap_file *
  */
 int vms_swap_file_shrink(struct vms_swap_file *sf, uint64_t hwm);
 
-/* Test-only: the next write fails with -err after a partial write (0: off). */
-void vms_swap_file_inject_write_error(struct vms_swap_file *sf, int err);
 
 #endif /* VMMSWAP_SWAP_FILE_H */
