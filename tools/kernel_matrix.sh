@@ -44,7 +44,8 @@ km=build/kernel-matrix
 libexec=tools/kernel_matrix
 tarball=/usr/src/linux-source-6.12.tar.xz
 contract_tests=(uffd_api_test uffd_missing_test uffd_modes_test uffd_process_test
-		uffd_remove_test memfd_seek_test shmem_thp_test)
+		uffd_remove_test uffd_register_test uffd_wake_test uffd_events_test
+		uffd_wp_test memfd_seek_test shmem_thp_test)
 
 kernels="running debian-6.1 debian-6.12"
 kernel_timeout=300

@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,16 +195,133 @@ int ct_uffd_open(struct ct_uffd *u, const struct ct_env *env, unsigned int how,
 	/* Which of the requested features is not offered? */
 	if (ct_uffd_offered(env, how, &offered, NULL, why, whylen))
 		goto fail;
-	if (features & ~offered) {
-		snprintf(why, whylen, "kernel %u.%u does not offer uffd features 0x%llx",
-			 env->kmajor, env->kminor,
-			 (unsigned long long)(features & ~offered));
-		return CT_SKIP;
-	}
+	if (features & ~offered)
+		return ct_features_missing(env, features & ~offered, why, whylen);
 fail:
 	snprintf(why, whylen, "UFFDIO_API(0x%llx): %s", (unsigned long long)features,
 		 strerror(-r));
 	return r;
+}
+
+#define CT_FEATURE(f, maj, min, cfg, loses) \
+	{ UFFD_FEATURE_##f, "UFFD_FEATURE_" #f, maj, min, cfg, loses }
+
+/*
+ * Every uffd feature: the upstream release that introduced it, the Kconfig option
+ * without which the kernel does not offer it (beyond CONFIG_USERFAULTFD), and what
+ * the swap design loses without it. A test requesting a feature the kernel does not
+ * offer SKIPs below that release and FAILs at or above it (ct_features_missing()).
+ */
+static const struct ct_feature ct_features[] = {
+	CT_FEATURE(PAGEFAULT_FLAG_WP, 5, 7, "CONFIG_HAVE_ARCH_USERFAULTFD_WP",
+		   "write-protect faults: no dirty tracking of guest memory"),
+	CT_FEATURE(EVENT_FORK, 4, 11, NULL,
+		   "FORK events: a forked process's guest memory is no longer registered"),
+	CT_FEATURE(EVENT_REMAP, 4, 11, NULL,
+		   "REMAP events: guest memory moved by mremap() is no longer registered"),
+	CT_FEATURE(EVENT_REMOVE, 4, 11, NULL,
+		   "REMOVE events: balloon discards go unseen, so stale swapped data is "
+		   "handed back instead of zeroes"),
+	CT_FEATURE(MISSING_HUGETLBFS, 4, 11, NULL,
+		   "MISSING faults on hugetlbfs: hugetlb guest memory cannot be swapped"),
+	CT_FEATURE(MISSING_SHMEM, 4, 11, NULL,
+		   "MISSING faults on shmem: memfd guest memory cannot be swapped at all"),
+	CT_FEATURE(EVENT_UNMAP, 4, 11, NULL,
+		   "UNMAP events: an munmap() of guest memory goes unseen"),
+	CT_FEATURE(SIGBUS, 4, 14, NULL,
+		   "SIGBUS mode: faults cannot be turned into signals"),
+	CT_FEATURE(THREAD_ID, 4, 14, NULL,
+		   "the faulting thread's id in fault messages"),
+	CT_FEATURE(MINOR_HUGETLBFS, 5, 13, "CONFIG_HAVE_ARCH_USERFAULTFD_MINOR",
+		   "MINOR faults on hugetlbfs: no page-cache-backed restore of hugetlb memory"),
+	CT_FEATURE(MINOR_SHMEM, 5, 14, "CONFIG_HAVE_ARCH_USERFAULTFD_MINOR",
+		   "MINOR faults on shmem: no page-cache-backed restore (UFFDIO_CONTINUE)"),
+	CT_FEATURE(EXACT_ADDRESS, 5, 18, NULL,
+		   "exact (unmasked) fault addresses"),
+	CT_FEATURE(WP_HUGETLBFS_SHMEM, 5, 19, "CONFIG_PTE_MARKER_UFFD_WP",
+		   "write-protect on memfd guest memory: no dirty tracking during swap-out"),
+	CT_FEATURE(WP_UNPOPULATED, 6, 4, "CONFIG_PTE_MARKER_UFFD_WP",
+		   "write-protect of never-touched anonymous memory: its first write is "
+		   "missed by dirty tracking"),
+	CT_FEATURE(POISON, 6, 6, NULL,
+		   "UFFDIO_POISON: a page that cannot be restored reads as zeroes instead of "
+		   "raising SIGBUS"),
+	CT_FEATURE(WP_ASYNC, 6, 7, "CONFIG_PTE_MARKER_UFFD_WP",
+		   "asynchronous write-protect: dirty tracking needs a fault per write"),
+	CT_FEATURE(MOVE, 6, 8, NULL,
+		   "UFFDIO_MOVE: no zero-copy swap-in from anonymous staging memory"),
+};
+
+const struct ct_feature *ct_feature_info(uint64_t bit)
+{
+	for (size_t i = 0; i < sizeof(ct_features) / sizeof(ct_features[0]); i++)
+		if (ct_features[i].bit == bit)
+			return &ct_features[i];
+	return NULL;
+}
+
+static void why_append(char *why, size_t whylen, size_t *n, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void why_append(char *why, size_t whylen, size_t *n, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	if (*n >= whylen)
+		return;
+	va_start(ap, fmt);
+	r = vsnprintf(why + *n, whylen - *n, fmt, ap);
+	va_end(ap);
+	if (r > 0)
+		*n += (size_t)r;
+}
+
+int ct_features_missing(const struct ct_env *env, uint64_t missing, char *why,
+			size_t whylen)
+{
+	size_t nskip = 0, nfail = 0;
+	char skip[256] = "";
+
+	why[0] = 0;
+	for (unsigned int b = 0; b < 64; b++) {
+		const struct ct_feature *f;
+
+		if (!(missing & (1ULL << b)))
+			continue;
+		f = ct_feature_info(1ULL << b);
+		if (env->any_kernel) {
+			if (f)
+				why_append(skip, sizeof(skip), &nskip, "%s%s",
+					   nskip ? ", " : "", f->name);
+			else
+				why_append(skip, sizeof(skip), &nskip, "%sfeature 0x%llx",
+					   nskip ? ", " : "", 1ULL << b);
+		} else if (!f) {
+			why_append(why, whylen, &nfail,
+				   "%suffd feature 0x%llx is not in ct_features[] (contract.c)",
+				   nfail ? "; " : "", 1ULL << b);
+		} else if (!ct_kernel_at_least(env, f->major, f->minor)) {
+			why_append(skip, sizeof(skip), &nskip,
+				   "%s%s needs Linux %u.%u, running %u.%u", nskip ? "; " : "",
+				   f->name, f->major, f->minor, env->kmajor, env->kminor);
+		} else {
+			why_append(why, whylen, &nfail,
+				   "%sLinux %u.%u does not offer %s (upstream since %u.%u%s%s): "
+				   "the design loses %s",
+				   nfail ? "; " : "", env->kmajor, env->kminor, f->name,
+				   f->major, f->minor, f->config ? ", needs " : "",
+				   f->config ? f->config : "", f->loses);
+		}
+	}
+	if (nfail)
+		return -EOPNOTSUPP;
+	if (env->any_kernel)
+		snprintf(why, whylen, "kernel %u.%u does not offer %s (" CT_ENV_ANY_KERNEL
+			 "=1: skipped)", env->kmajor, env->kminor, skip);
+	else
+		snprintf(why, whylen, "%s", skip);
+	return CT_SKIP;
 }
 
 void ct_uffd_close(struct ct_uffd *u)

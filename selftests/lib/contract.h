@@ -43,9 +43,12 @@ struct ct_env {
 /*
  * Kernel versions: every contract test names the upstream release that introduced
  * the behaviour it checks (CT_REQUIRE_KERNEL below) and SKIPs, with that reason, on
- * an older kernel; a FAIL on a kernel at or above it is a regression report. For a
- * distribution kernel with backports, set CT_ENV_ANY_KERNEL=1 in the environment to
- * run every test regardless of the version (feature probes still SKIP).
+ * an older kernel; a FAIL on a kernel at or above it is a regression report. The
+ * same rule holds for uffd features (ct_features[] in contract.c): a feature the
+ * kernel does not offer SKIPs below the release that introduced it and FAILs at or
+ * above it, naming what the swap design loses. For a distribution kernel with
+ * backports, set CT_ENV_ANY_KERNEL=1 in the environment to run every test regardless
+ * of the version; a feature the kernel does not offer then SKIPs.
  */
 #define CT_ENV_ANY_KERNEL "CT_ENV_ANY_KERNEL"
 
@@ -83,12 +86,37 @@ int ct_uffd_api(int fd, uint64_t features, uint64_t *offered_out, uint64_t *ioct
 int ct_uffd_offered(const struct ct_env *env, unsigned int how, uint64_t *features_out,
 		    uint64_t *ioctls_out, char *why, size_t whylen);
 /*
- * Create + handshake with 'features'. CT_SKIP when no permitted path exists or the
- * kernel does not offer every requested feature (why names what is missing).
+ * Create + handshake with 'features'. CT_SKIP when no permitted path exists, or when
+ * a requested feature is not offered and the kernel predates it; -EOPNOTSUPP when the
+ * kernel should offer it (ct_features_missing()). why names what is missing.
  */
 int ct_uffd_open(struct ct_uffd *u, const struct ct_env *env, unsigned int how,
 		 uint64_t features, char *why, size_t whylen);
 void ct_uffd_close(struct ct_uffd *u);
+
+/*
+ * The uffd features the suite knows, one entry each in ct_features[] (contract.c,
+ * the only such table): the upstream release that introduced the feature, the
+ * Kconfig option without which the kernel does not offer it (NULL: none beyond
+ * CONFIG_USERFAULTFD), and what the swap design loses on a kernel without it.
+ */
+struct ct_feature {
+	uint64_t bit;
+	const char *name;		/* "UFFD_FEATURE_..." */
+	unsigned int major, minor;	/* the upstream release that introduced it */
+	const char *config;
+	const char *loses;
+};
+/* The table entry of one feature bit, or NULL when the bit is not in the table. */
+const struct ct_feature *ct_feature_info(uint64_t bit);
+/*
+ * Requested features the kernel did not offer ('missing'): CT_SKIP (why: the release
+ * each needs) when the running kernel predates every one of them, or when
+ * CT_ENV_ANY_KERNEL=1; else -EOPNOTSUPP, a failure: why names each feature this
+ * kernel should offer and what the design loses without it.
+ */
+int ct_features_missing(const struct ct_env *env, uint64_t missing, char *why,
+			size_t whylen);
 
 /* Thin ioctl wrappers: return 0 or -errno. The output field is stored in *field. */
 int ct_register(int fd, void *addr, size_t len, uint64_t mode, uint64_t *ioctls_out);
@@ -231,10 +259,11 @@ uint64_t ct_now_ms(void);
  * Test-body macros (they expand inside a TEST/TEST_F and use the harness).
  */
 
-/* Open a uffd into *u, or SKIP with the reason. */
+/* Open a uffd into *u, or SKIP with the reason; a failure (e.g. a feature this kernel
+ * should offer is missing) fails the test with the reason. */
 #define CT_UFFD_OPEN_OR_SKIP(u, env, how, features)                                \
 	do {                                                                       \
-		char _why[256] = "";                                               \
+		char _why[512] = "";                                               \
 		int _r = ct_uffd_open(u, env, how, features, _why, sizeof(_why));  \
 		if (_r == CT_SKIP)                                                 \
 			SKIP(return, "%s", _why);                                  \
