@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <vmmswap/clock.h>
 #include <vmmswap/freezer.h>
 #include <vmmswap/log.h>
 
@@ -151,14 +152,6 @@ out:
 	return ret;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static bool have_pid(const struct vms_freezer *fz, pid_t pid)
 {
 	return fz->n && bsearch(&pid, fz->pids, fz->n, sizeof(pid), cmp_pid) != NULL;
@@ -223,7 +216,7 @@ void vms_thaw(struct vms_freezer *fz)
 int vms_freeze(struct vms_freezer *fz, const struct vms_freeze_opts *o)
 {
 	int64_t deadline =
-		now_ms() + (o->timeout_ms > 0 ? o->timeout_ms : VMS_FREEZE_DEFAULT_TIMEOUT_MS);
+		vms_now_ms() + (o->timeout_ms > 0 ? o->timeout_ms : VMS_FREEZE_DEFAULT_TIMEOUT_MS);
 	pid_t *list = NULL;
 	size_t nlist = 0;
 	char bad = '?';
@@ -286,7 +279,7 @@ int vms_freeze(struct vms_freezer *fz, const struct vms_freeze_opts *o)
 			}
 			if (all)
 				break;
-			if (now_ms() > deadline) {
+			if (vms_now_ms() > deadline) {
 				vms_log(VMS_LOG_ERROR,
 					"freezer: process %d still has a thread in state %c",
 					badpid, bad);
@@ -298,7 +291,7 @@ int vms_freeze(struct vms_freezer *fz, const struct vms_freeze_opts *o)
 		/* Stable: nothing new since the last listing (explicit lists are final). */
 		if (!grew || o->pids)
 			return 0;
-		if (now_ms() > deadline) {
+		if (vms_now_ms() > deadline) {
 			vms_log(VMS_LOG_ERROR, "freezer: new processes keep appearing");
 			ret = -ETIMEDOUT;
 			goto fail;

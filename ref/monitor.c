@@ -15,17 +15,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <vmmswap/clock.h>
 #include <vmmswap/log.h>
 
 #include "monitor_internal.h"
-
-int64_t vms_mon_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int cmp_int(const void *a, const void *b)
 {

@@ -7,6 +7,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include <vmmswap/clock.h>
 #include <vmmswap/log.h>
 #include <vmmswap/state_machine.h>
 
@@ -222,7 +223,7 @@ void vms_mon_job_done(struct vms_monitor *m)
 		j->uffd = -1;
 	}
 	rec = (struct vms_swap_transition){ atomic_load(&j->pages),
-					    (uint64_t)(vms_mon_now_ms() - j->start_ms) };
+					    (uint64_t)(vms_now_ms() - j->start_ms) };
 	outcome = j->result ? VMS_OUT_FAILED : j->aborted ? VMS_OUT_ABORTED : VMS_OUT_OK;
 	log_job_end(j, outcome, &rec);
 	end_job(m, j->kind, outcome, &rec);

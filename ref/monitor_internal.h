@@ -89,9 +89,6 @@ struct vms_monitor {
 	pthread_mutex_t gate; /* swap-in chunk vs reading REMOVE events (handle_uffd) */
 };
 
-/* monitor.c */
-int64_t vms_mon_now_ms(void);
-
 /* monitor_uffd_list.c */
 int vms_mon_ep_add(struct vms_monitor *m, int fd, uint64_t token);
 int vms_mon_add_uffd(struct vms_monitor *m, int fd, int pidfd, size_t *idx_out);

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <vmmswap/clock.h>
 #include <vmmswap/log.h>
 #include <vmmswap/pagesize.h>
 #include <vmmswap/state_machine.h>
@@ -189,7 +190,7 @@ int vms_mon_start_job(struct vms_monitor *m, int kind)
 	atomic_store(&j->abort, false);
 	atomic_store(&j->release, m->exit_after_swap_in);
 	atomic_store(&j->pages, 0);
-	j->start_ms = vms_mon_now_ms();
+	j->start_ms = vms_now_ms();
 	if (kind == VMS_JOB_SWAP_IN) {
 		/* Fill through the VMM's uffd, else any live one: the pages are shared. */
 		for (size_t i = 0; i < m->nu && j->uffd < 0; i++)

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <vmmswap/clock.h>
 #include <vmmswap/memfd_data.h>
 
 #include "monitor_internal.h"
@@ -45,7 +46,7 @@ void vms_mon_fill_status(struct vms_monitor *m, struct vms_swap_status *st)
 	}
 	if (m->job.running) {
 		st->state_transition.pages = atomic_load(&m->job.pages);
-		st->state_transition.time_ms = (uint64_t)(vms_mon_now_ms() - m->job.start_ms);
+		st->state_transition.time_ms = (uint64_t)(vms_now_ms() - m->job.start_ms);
 	} else {
 		st->state_transition = m->trans;
 	}

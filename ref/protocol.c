@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <vmmswap/clock.h>
 #include <vmmswap/protocol.h>
 
 static const char *const cmd_names[VMS_CMD_MAX] = {
@@ -39,14 +40,6 @@ size_t vms_cmd_nfds(int cmd)
 	return cmd == VMS_CMD_PROCESS_FORKED ? 3 : 1;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* poll one fd for 'events' until deadline (< 0: forever). 0, -ETIMEDOUT, -errno. */
 static int wait_fd(int fd, short events, int64_t deadline)
 {
@@ -55,7 +48,7 @@ static int wait_fd(int fd, short events, int64_t deadline)
 		int t = -1, r;
 
 		if (deadline >= 0) {
-			int64_t left = deadline - now_ms();
+			int64_t left = deadline - vms_now_ms();
 
 			t = left < 0 ? 0 : left > 1000000 ? 1000000 : (int)left;
 		}
@@ -116,7 +109,7 @@ int vms_proto_send_cmd(int sock, int cmd, uint32_t flags, const int *fds, size_t
 		.cmd = (uint16_t)cmd,
 		.flags = flags,
 	};
-	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	int64_t deadline = timeout_ms < 0 ? -1 : vms_now_ms() + timeout_ms;
 	int ret;
 
 	for (;;) {
@@ -270,7 +263,7 @@ int vms_proto_recv_reply(int sock, int timeout_ms, struct vms_reply *reply,
 int vms_proto_recv_reply_info(int sock, int timeout_ms, struct vms_reply *reply,
 			      struct vms_swap_status *status, struct vms_monitor_info *info)
 {
-	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	int64_t deadline = timeout_ms < 0 ? -1 : vms_now_ms() + timeout_ms;
 	struct vms_msg_reply m;
 	ssize_t n;
 	int ret;

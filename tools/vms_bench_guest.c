@@ -58,6 +58,7 @@
 #include <unistd.h>
 
 #include <vm/kvm_vm.h>
+#include <vmmswap/clock.h>
 #include <vmmswap/controller.h>
 #include <vmmswap/fault_server.h>
 #include <vmmswap/log.h>
@@ -117,14 +118,6 @@ asm(".pushsection .rodata\n"
     "guest_touch_end:\n"
     ".popsection\n");
 extern const char guest_touch[], guest_touch_end[];
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 static int ncpus(void)
 {
@@ -343,7 +336,7 @@ static void *vcpu_main(void *arg)
 		ret = minivm_vcpu_set_args(v, RAM_GPA + first * PAGE, n, CTL_GPA + j->idx * PAGE,
 					   mmio);
 	pthread_barrier_wait(j->bar);
-	j->start_ns = now_ns();
+	j->start_ns = vms_now_ns();
 	while (!ret) {
 		ret = minivm_vcpu_run(v, &x);
 		if (ret)
@@ -362,7 +355,7 @@ static void *vcpu_main(void *arg)
 				minivm_exit_name(x.reason));
 		ret = -EPROTO;
 	}
-	j->end_ns = now_ns();
+	j->end_ns = vms_now_ns();
 	j->err = ret;
 	return NULL;
 }
@@ -402,7 +395,7 @@ static int pass_start(struct pass *p, struct env *e, const struct fp_cfg *c, uin
 		p->started++;
 	}
 	pthread_barrier_wait(&p->bar);
-	p->t0 = now_ns();
+	p->t0 = vms_now_ns();
 	return 0;
 }
 
@@ -694,10 +687,10 @@ static void *toucher_main(void *arg)
 
 	pin_self(t->cpu);
 	pthread_barrier_wait(t->bar);
-	t->start_ns = now_ns();
+	t->start_ns = vms_now_ns();
 	for (i = 0; i < t->pages; i++)
 		*(volatile uint64_t *)(t->mem + i * PAGE) = i;
-	t->end_ns = now_ns();
+	t->end_ns = vms_now_ns();
 	return NULL;
 }
 
@@ -845,11 +838,11 @@ static void host_fill(struct env *e)
 /* Enable: vCPUs are idle (between passes); move every resident page to staging. */
 static int enable(struct swapenv *w, double *ms, double *ms_per_gib)
 {
-	uint64_t moved = 0, t0 = now_ns(), ns;
+	uint64_t moved = 0, t0 = vms_now_ns(), ns;
 	int ret;
 
 	ret = vms_ph_move_all_to_staging(w->ph, &moved);
-	ns = now_ns() - t0;
+	ns = vms_now_ns() - t0;
 	if (ret)
 		return ret;
 	if (moved != w->e.len / PAGE) {
@@ -950,13 +943,13 @@ static int inproc_staging_once(struct swapenv *w, const struct fp_cfg *c, double
 #define REPEAT_NS 1000000000ULL
 static int inproc_staging(struct swapenv *w, const struct fp_cfg *c, double *pps)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = vms_now_ns();
 	unsigned int i;
 	double one;
 	int ret = 0;
 
 	*pps = 0;
-	for (i = 0; i < REPEATS && !ret && now_ns() - t0 < REPEAT_NS; i++) {
+	for (i = 0; i < REPEATS && !ret && vms_now_ns() - t0 < REPEAT_NS; i++) {
 		ret = inproc_staging_once(w, c, &one);
 		if (!ret && one > *pps)
 			*pps = one;
@@ -1014,10 +1007,10 @@ static int run_inproc(unsigned int nv, uint64_t len, const char *dir, const stru
 	if (!ret)
 		ret = pass_start(&p, &w.e, c, 0);
 	if (!ret) {
-		t0 = now_ns();
+		t0 = vms_now_ns();
 		touched = pass_touched(&p);
 		ret = swap_in_all(&w);
-		ns = now_ns() - t0;
+		ns = vms_now_ns() - t0;
 		touched = pass_touched(&p) - touched;
 		pass_stop(&p);
 		err = pass_wait(&p, NULL);
@@ -1036,7 +1029,7 @@ out:
 
 static int wait_state(struct vms_controller *ctl, int want, struct vms_swap_status *st)
 {
-	uint64_t deadline = now_ns() + WAIT_MS * 1000000ULL;
+	uint64_t deadline = vms_now_ns() + WAIT_MS * 1000000ULL;
 	int ret;
 
 	for (;;) {
@@ -1045,7 +1038,7 @@ static int wait_state(struct vms_controller *ctl, int want, struct vms_swap_stat
 			return ret;
 		if (st->state == want)
 			return 0;
-		if (st->state == VMS_SWAP_FAILED || now_ns() > deadline) {
+		if (st->state == VMS_SWAP_FAILED || vms_now_ns() > deadline) {
 			fprintf(stderr, "vms_bench_guest: monitor in state %s, want %s\n",
 				vms_swap_state_name(st->state), vms_swap_state_name(want));
 			return -EPROTO;
@@ -1071,11 +1064,11 @@ static int mon_enable(struct vms_controller *ctl, uint64_t expect, double *ms_pe
 {
 	struct vms_swap_status st;
 	struct vms_reply r;
-	uint64_t t0 = now_ns(), ns;
+	uint64_t t0 = vms_now_ns(), ns;
 	int ret;
 
 	ret = ctl_cmd(vms_controller_enable(ctl, &r), &r, "enable");
-	ns = now_ns() - t0;
+	ns = vms_now_ns() - t0;
 	if (!ret)
 		ret = vms_controller_status(ctl, &st);
 	if (!ret && st.state_transition.pages != expect) {

@@ -36,18 +36,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <vmmswap/clock.h>
 #include <vmmswap/fault_server.h>
 #include <vmmswap/page_handler.h>
 #include <vmmswap/pagesize.h>
 #include <vmmswap/uffd.h>
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 static int fail(const char *what, int err)
 {
@@ -188,10 +181,10 @@ static int fault_latency(struct guest *g, struct vms_page_handler *ph, uint64_t 
 	if (l.stop_fd < 0 || pthread_create(&t, NULL, loop_main, &l))
 		return -errno;
 	for (p = 0; p < npages; p++) {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = vms_now_ns();
 
 		sink = g->mem[p * ps];
-		lat[p] = now_ns() - t0;
+		lat[p] = vms_now_ns() - t0;
 	}
 	(void)sink;
 	if (write(l.stop_fd, &one, sizeof(one)) != sizeof(one))
@@ -217,16 +210,16 @@ static int raw_file_io(const char *dir, const uint8_t *buf, uint64_t len, double
 
 	if (fd < 0 || !rbuf)
 		return -errno;
-	t0 = now_ns();
+	t0 = vms_now_ns();
 	for (off = 0; off < len; off += chunk)
 		if (pwrite(fd, buf + off, chunk, (off_t)off) != (ssize_t)chunk)
 			return -EIO;
-	*w_mbs = (double)len / 1e6 / ((double)(now_ns() - t0) / 1e9);
-	t0 = now_ns();
+	*w_mbs = (double)len / 1e6 / ((double)(vms_now_ns() - t0) / 1e9);
+	t0 = vms_now_ns();
 	for (off = 0; off < len; off += chunk)
 		if (pread(fd, rbuf, chunk, (off_t)off) != (ssize_t)chunk)
 			return -EIO;
-	*r_mbs = (double)len / 1e6 / ((double)(now_ns() - t0) / 1e9);
+	*r_mbs = (double)len / 1e6 / ((double)(vms_now_ns() - t0) / 1e9);
 	close(fd);
 	free(rbuf);
 	return 0;
@@ -248,14 +241,14 @@ static int raw_swap_in(const char *dir, const uint8_t *buf, uint64_t len, double
 	ret = guest_create(&g, len);
 	if (ret)
 		return ret;
-	t0 = now_ns();
+	t0 = vms_now_ns();
 	for (off = 0; off < len && !ret; off += chunk) {
 		if (pread(fd, rbuf, chunk, (off_t)off) != (ssize_t)chunk)
 			return -EIO;
 		ret = vms_uffd_copy(g.u.fd, (uint64_t)(uintptr_t)g.mem + off, rbuf, chunk, 0,
 				    &done);
 	}
-	*mbs = (double)len / 1e6 / ((double)(now_ns() - t0) / 1e9);
+	*mbs = (double)len / 1e6 / ((double)(vms_now_ns() - t0) / 1e9);
 	guest_destroy(&g);
 	close(fd);
 	free(rbuf);
@@ -279,7 +272,7 @@ static int raw_swap_out(const char *dir, const uint8_t *buf, uint64_t len, doubl
 	for (off = 0; off < len; off += chunk)
 		if (pwrite(mfd, buf + off, chunk, (off_t)off) != (ssize_t)chunk)
 			return -EIO;
-	t0 = now_ns();
+	t0 = vms_now_ns();
 	for (off = 0; off < len; off += chunk) {
 		off_t in = (off_t)off;
 
@@ -289,7 +282,7 @@ static int raw_swap_out(const char *dir, const uint8_t *buf, uint64_t len, doubl
 			      (off_t)chunk) < 0)
 			return -EIO;
 	}
-	*mbs = (double)len / 1e6 / ((double)(now_ns() - t0) / 1e9);
+	*mbs = (double)len / 1e6 / ((double)(vms_now_ns() - t0) / 1e9);
 	close(mfd);
 	close(fd);
 	return 0;
@@ -428,11 +421,11 @@ int main(int argc, char **argv)
 	memset(b, 0, len);
 	memcpy_gibs = 0;
 	for (int i = 0; i < 3; i++) {
-		t0 = now_ns();
+		t0 = vms_now_ns();
 		/* In THP-sized pieces, like the move's batches. */
 		for (uint64_t off = 0; off < len; off += vms_thp_size())
 			memcpy(b + off, a + off, vms_thp_size());
-		secs = (double)len / (1 << 30) / ((double)(now_ns() - t0) / 1e9);
+		secs = (double)len / (1 << 30) / ((double)(vms_now_ns() - t0) / 1e9);
 		memcpy_gibs = secs > memcpy_gibs ? secs : memcpy_gibs;
 	}
 	{
@@ -441,10 +434,10 @@ int main(int argc, char **argv)
 
 		if (fresh == MAP_FAILED)
 			return fail("mmap", errno);
-		t0 = now_ns();
+		t0 = vms_now_ns();
 		for (uint64_t off = 0; off < len; off += vms_thp_size())
 			memcpy(fresh + off, a + off, vms_thp_size());
-		fresh_gibs = (double)len / (1 << 30) / ((double)(now_ns() - t0) / 1e9);
+		fresh_gibs = (double)len / (1 << 30) / ((double)(vms_now_ns() - t0) / 1e9);
 		munmap(fresh, len);
 	}
 	for (int i = 0; i < 3; i++) {
@@ -469,7 +462,7 @@ int main(int argc, char **argv)
 		return fail("raw swap-in", ret);
 	/* A zero scan of the same bytes: trim's limit. */
 	memset(b, 0, len);
-	t0 = now_ns();
+	t0 = vms_now_ns();
 	{
 		const uint64_t *w = (const uint64_t *)b;
 		uint64_t i, acc = 0;
@@ -479,7 +472,7 @@ int main(int argc, char **argv)
 		if (acc)
 			return 1;
 	}
-	scan_gibs = (double)len / (1 << 30) / ((double)(now_ns() - t0) / 1e9);
+	scan_gibs = (double)len / (1 << 30) / ((double)(vms_now_ns() - t0) / 1e9);
 	free(a);
 	free(b);
 
@@ -487,31 +480,31 @@ int main(int argc, char **argv)
 	if ((ret = guest_create(&g, len)) || (ret = handler_create(&g, dir, &ph)))
 		return fail("guest/handler", ret);
 	fill(&g, false);
-	t0 = now_ns();
+	t0 = vms_now_ns();
 	ret = vms_ph_move_all_to_staging(ph, &moved);
-	secs = (double)(now_ns() - t0) / 1e9;
+	secs = (double)(vms_now_ns() - t0) / 1e9;
 	if (ret || moved != len / ps)
 		return fail("move", ret ? ret : EIO);
 	line("move vs memcpy, hot buffers", (double)len / (1 << 30) / secs, "GiB/s", memcpy_gibs,
 	     false, 0);
 	line("move vs memcpy into new pages", (double)len / (1 << 30) / secs, "GiB/s", fresh_gibs,
 	     false, 0.5);
-	t0 = now_ns();
+	t0 = vms_now_ns();
 	do
 		ret = vms_ph_swap_out(ph, 512, &n);
 	while (!ret && n);
-	secs = (double)(now_ns() - t0) / 1e9;
+	secs = (double)(vms_now_ns() - t0) / 1e9;
 	if (ret)
 		return fail("swap-out", ret);
 	line("swap-out vs pwrite of a hot buffer", (double)len / 1e6 / secs, "MB/s", w_raw, false,
 	     0);
 	line("swap-out vs sendfile memfd + punch", (double)len / 1e6 / secs, "MB/s", so_raw, false,
 	     0.8);
-	t0 = now_ns();
+	t0 = vms_now_ns();
 	do
 		ret = vms_ph_swap_in(ph, g.u.fd, 512, &n);
 	while ((!ret && n) || ret == -EAGAIN);
-	secs = (double)(now_ns() - t0) / 1e9;
+	secs = (double)(vms_now_ns() - t0) / 1e9;
 	if (ret)
 		return fail("swap-in", ret);
 	line("swap-in vs pread, page cache hot", (double)len / 1e6 / secs, "MB/s", r_raw, false, 0);
@@ -527,10 +520,10 @@ int main(int argc, char **argv)
 	if ((ret = vms_ph_move_all_to_staging(ph, NULL)))
 		return fail("move", ret);
 	vms_ph_trim_init(&trim);
-	t0 = now_ns();
+	t0 = vms_now_ns();
 	while (!trim.done && !ret)
 		ret = vms_ph_trim(ph, &trim, VMS_PH_TRIM_BATCH_PAGES, NULL);
-	secs = (double)(now_ns() - t0) / 1e9;
+	secs = (double)(vms_now_ns() - t0) / 1e9;
 	if (ret || trim.zero_pages != len / ps / 2)
 		return fail("trim", ret ? ret : EIO);
 	line("trim (half zero) vs a zero scan", (double)len / (1 << 30) / secs, "GiB/s", scan_gibs,

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <vmmswap/clock.h>
 #include <vmmswap/log.h>
 #include <vmmswap/pagesize.h>
 #include <vmmswap/protocol.h>
@@ -18,10 +19,7 @@
 
 uint64_t cu_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (uint64_t)vms_now_ms();
 }
 
 int cu_guest_create(struct cu_guest *g)

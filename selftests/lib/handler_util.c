@@ -15,16 +15,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <vmmswap/clock.h>
 #include <vmmswap/pagesize.h>
 
 #include "handler_util.h"
 
 uint64_t hu_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (uint64_t)vms_now_ms();
 }
 
 /* ---- guest memory ---- */
