@@ -7,7 +7,10 @@
 #   make SAN=1      build/san       + AddressSanitizer and UndefinedBehaviorSanitizer
 #   make TSAN=1     build/tsan      + ThreadSanitizer
 #   make STATIC=1   build/static    statically linked (for the kernel matrix)
+#   make FUZZ=1     build/fuzz      clang + libFuzzer coverage + ASan/UBSan ('make fuzz')
 # Kernel headers come from Debian's linux-source-6.12 via 'make deps' (build/deps).
+
+FUZZ_CC ?= clang-14
 
 ifeq ($(SAN),1)
 VARIANT := san
@@ -19,6 +22,13 @@ else ifeq ($(STATIC),1)
 # Statically linked programs, for the kernel-matrix initramfs.
 VARIANT := static
 SANFLAGS := -static
+else ifeq ($(FUZZ),1)
+# The libFuzzer builds of tools/fuzz/ ('make fuzz'): Debian's clang, everything
+# instrumented for libFuzzer's coverage feedback and under ASan+UBSan.
+VARIANT := fuzz
+CC := $(FUZZ_CC)
+SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer
 else
 VARIANT := default
 SANFLAGS :=
@@ -111,6 +121,47 @@ all: $(FIXTURE_BINS)
 fixtures: $(FIXTURE_BINS)
 # ---- end of fixtures ----
 
+# ---- fuzz targets (see tools/fuzz/fuzz.h) ----
+# Every tools/fuzz/*.c but replay_main.c is one libFuzzer target, with its corpus
+# and kept crash inputs in fixtures/fuzz/NAME/. In every variant, $(O)/fuzz/NAME is
+# the target linked with replay_main.c (runs it once per input file; part of 'all',
+# and 'make check' replays the corpus with build/san). With FUZZ=1 it is linked with
+# libFuzzer instead.
+#   make fuzz          build with clang (installed on demand) and run every target
+#                      FUZZ_RUNS times (default 10^6), one after the other
+#   make fuzz-replay   every corpus input through its build/san target (seconds)
+#   make fuzz FUZZ_TARGETS="proto_cmd cli_args" FUZZ_RUNS=100000
+FUZZ_SRCS := $(filter-out tools/fuzz/replay_main.c,$(wildcard tools/fuzz/*.c))
+FUZZ_PROGS := $(FUZZ_SRCS:tools/fuzz/%.c=$(O)/fuzz/%)
+FUZZ_RUNS ?= 1000000
+FUZZ_TARGETS ?=
+ifeq ($(FUZZ),1)
+FUZZ_MAIN :=
+FUZZ_LDFLAGS := -fsanitize=fuzzer
+else
+FUZZ_MAIN := $(O)/tools/fuzz/replay_main.o
+FUZZ_LDFLAGS :=
+endif
+
+$(O)/fuzz/%: $(O)/tools/fuzz/%.o $(FUZZ_MAIN) $(VMLIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $(FUZZ_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+.PHONY: fuzz fuzz-replay fuzz-progs
+.SECONDARY: $(FUZZ_SRCS:%.c=$(O)/%.o) $(FUZZ_MAIN)
+all: $(FUZZ_PROGS)
+fuzz-progs: $(FUZZ_PROGS)
+
+fuzz:
+	@tools/deps.sh --extra clang-14 libclang-rt-14-dev
+	@$(MAKE) --no-print-directory FUZZ=1 fuzz-progs
+	@tools/fuzz.sh --build build/fuzz --runs $(FUZZ_RUNS) $(FUZZ_TARGETS)
+
+fuzz-replay: deps
+	@$(MAKE) --no-print-directory SAN=1 fuzz-progs
+	@tools/fuzz.sh --replay --build build/san $(FUZZ_TARGETS)
+# ---- end of fuzz targets ----
+
 # ---- kernel matrix (see tools/kernel_matrix*) ----
 # 'make kernel-matrix' boots each kernel of KERNELS under qemu (TCG) with an initramfs
 # of the statically linked kernel-contract selftests, the kernel's own
@@ -192,6 +243,6 @@ format:
 	clang-format -i $$(git ls-files 'ref/*.[ch]' 'tools/*.[ch]' 'fixtures/*.c')
 
 clean:
-	rm -rf build/default build/san build/tsan build/static
+	rm -rf build/default build/san build/tsan build/static build/fuzz
 
 -include $(shell find $(O) -name '*.d' 2>/dev/null)

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -170,6 +171,18 @@ static int validate_cmd(const struct vms_msg_cmd *m, ssize_t len, const int *fds
 	return 0;
 }
 
+/*
+ * SEQPACKET returns 0 bytes both at end-of-file and for an empty message. Only
+ * the first means that every sender is gone, and only then is POLLHUP set: an
+ * empty message from a live sender is just malformed.
+ */
+static bool peer_gone(int sock)
+{
+	struct pollfd p = { .fd = sock, .events = POLLIN | POLLRDHUP };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP));
+}
+
 int vms_proto_recv_cmd(int sock, struct vms_msg_cmd *msg, int *fds, size_t *nfds, int *reply_fd)
 {
 	union {
@@ -199,7 +212,7 @@ int vms_proto_recv_cmd(int sock, struct vms_msg_cmd *msg, int *fds, size_t *nfds
 	if (n < 0)
 		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 	if (n == 0 && mh.msg_controllen == 0)
-		return -EPIPE; /* SEQPACKET: 0 bytes and nothing else is EOF */
+		return peer_gone(sock) ? -EPIPE : -EBADMSG;
 	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
 		size_t k;
 

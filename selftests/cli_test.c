@@ -71,6 +71,10 @@ TEST_F(cli, usage_errors_exit_64_without_contacting_the_vmm)
 		{"fill", "x", "1", "2", s, NULL},
 		{"fill", "1", "2", "3", "4", s, NULL},
 		{"fill", "--", "-1", "1", "2", s, NULL},
+		{"fill", "--", " -1", "1", "2", s, NULL}, /* strtoull skips the space */
+		{"fill", " 1", "1", "2", s, NULL},
+		{"ping", "--timeout", "5e20", s, NULL},
+		{"ping", "--timeout", "nan", s, NULL},
 		{"verify", "0x10", "1", "zz", s, NULL},
 		{"swap", "enable", "--slow-file-cleanup", s, NULL},
 		{"swap", "status", "--vcpu", "1", s, NULL},

@@ -315,12 +315,37 @@ TEST_F(life, malformed_messages_get_errors_and_change_nothing)
 	ASSERT_EQ(-EBADMSG, r.err);
 	/* No reply socket at all: nothing to answer on, nothing happens. */
 	ASSERT_EQ(0, raw_exchange(self->ctl, &good, sizeof(good), false, &r));
+	/*
+	 * An empty message reads like end-of-file on SOCK_SEQPACKET, but the senders
+	 * are still there: the monitor must not take it for "everyone gone" and exit
+	 * (any device process could stop it that way). Found by the proto_cmd fuzzer.
+	 */
+	ASSERT_EQ(0, send(vms_controller_command_fd(self->ctl), "", 0, MSG_NOSIGNAL));
 
 	ASSERT_EQ(0, vms_controller_status(self->ctl, &after));
 	ASSERT_EQ(VMS_SWAP_PENDING, after.state);
 	ASSERT_EQ(before.metrics.staging_pages, after.metrics.staging_pages);
 	ASSERT_EQ(0, after.metrics.swap_pages);
 	ASSERT_EQ(-1, cu_check(&self->g, &self->e));
+}
+
+/*
+ * Every sender gone (end of file on the command socket, here by shutting down the
+ * controller's sending end) counts as Exit: the monitor brings every page back in
+ * before it exits, so guest memory keeps all its contents.
+ */
+TEST_F(life, command_socket_eof_swaps_everything_in_then_exits)
+{
+	pid_t mon = vms_controller_monitor_pid(self->ctl);
+	struct vms_swap_status st;
+
+	ASSERT_EQ(0, cu_enable_swap_out(self->ctl, true));
+	ASSERT_EQ(0, vms_controller_status(self->ctl, &st));
+	ASSERT_LT(0, st.metrics.swap_pages);
+	ASSERT_NE(-1, cu_check_memfd(&self->g, &self->e)); /* pages are out */
+	ASSERT_EQ(0, shutdown(vms_controller_command_fd(self->ctl), SHUT_WR));
+	ASSERT_EQ(0, cu_wait_pid_exit(mon, CU_DEADLINE_MS));
+	ASSERT_EQ(-1, cu_check_memfd(&self->g, &self->e));
 }
 
 static int count_dir(const char *dir)

@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 #
 # The vmmswap test runner behind 'make check'. It runs every kselftest program of
-# the given build variants, prints their TAP, then the pytest KVM scenarios and the
-# main job (tools/demo.sh) for each variant, and ends with one line: "N passed, N failed, N skipped". Exit status 1 on any failure.
+# the given build variants, prints their TAP, then (san build) the fuzz corpus replay,
+# then the pytest KVM scenarios and the main job (tools/demo.sh) for each variant, and ends with one line: "N passed, N failed, N skipped". Exit status 1 on any failure.
 #
 # Usage: tools/check.sh [--variant NAME]... [--no-unpriv] [--no-vmtests]
 #   --variant NAME   default, san or tsan (repeatable; default: default and san)
@@ -95,6 +95,36 @@ if [ "$unpriv" = 1 ] && [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; the
 		echo "# unprivileged pass skipped: user nobody cannot reach $top/build"
 	fi
 fi
+
+# Every fuzz corpus input and kept crash input (fixtures/fuzz/) once through its
+# target (tools/fuzz.sh --replay), as one test, with the ASan+UBSan build only.
+run_fuzz_replay() {
+	local variant=$1 rc
+	local out="build/$variant/results/fuzz_replay.txt"
+	[ -z "${VMS_CHECK_FILTER:-}" ] || [[ fuzz_replay =~ $VMS_CHECK_FILTER ]] || return 0
+	echo "# ===== $variant:fuzz_replay"
+	mkdir -p "build/$variant/results"
+	timeout --kill-after=10 "$timeout_s" tools/fuzz.sh --replay --build "build/$variant" \
+		>"$out" 2>&1
+	rc=$?
+	if [ "$rc" = 0 ]; then
+		tail -n 1 "$out"
+		echo "ok - $variant:fuzz_replay"
+		passed=$((passed + 1))
+	elif [ "$rc" = 4 ]; then
+		echo "ok - $variant:fuzz_replay # SKIP $(tail -n 1 "$out")"
+		skipped=$((skipped + 1))
+	else
+		cat "$out"
+		echo "not ok - $variant:fuzz_replay"
+		failed=$((failed + 1))
+		failures+=("$variant:fuzz_replay")
+	fi
+}
+
+for v in "${variants[@]}"; do
+	[ "$v" != san ] || run_fuzz_replay "$v"
+done
 
 # The KVM guest scenarios (pytest drives C programs; only the non-slow set here),
 # once per build variant, so the sanitizers also watch the VMM and the monitor.

@@ -788,6 +788,30 @@ static void dispatch(struct vmm *m, char *text, struct reply *r)
 
 /* ---- connections ---- */
 
+#define OUT_MAX (2 * REPLY_MAX + 64)
+
+/*
+ * One request as received (text: len bytes and a NUL) into its reply text in out
+ * (OUT_MAX bytes), using r (zeroed) on the way; returns the reply's length. No I/O
+ * of its own: tools/fuzz/ctl_request.c feeds it arbitrary requests.
+ */
+static int serve_request(struct vmm *m, char *text, size_t len, struct reply *r, char *out)
+{
+	if (strlen(text) != len || memchr(text, '\n', len)) {
+		r->result = "error";
+		reply_error(r, EINVAL, "request contains NUL or newline");
+	} else {
+		if (m->o.verbose)
+			logf_("control: %s", text);
+		dispatch(m, text, r);
+	}
+	if (r->human.overflow || r->json.overflow)
+		reply_error(r, EMSGSIZE, "reply too long");
+	return snprintf(out, OUT_MAX, "%s %s\n%.*s\n{\"result\":\"%s\"%.*s}", MINIVM_CTL_MAGIC,
+			r->result, (int)r->human.len, r->human.buf, r->result, (int)r->json.len,
+			r->json.buf);
+}
+
 struct conn {
 	struct vmm *m;
 	int fd;
@@ -799,7 +823,7 @@ static void *conn_main(void *arg)
 	struct vmm *m = c->m;
 	char *text = malloc(MINIVM_CTL_MSG_MAX);
 	struct reply *r = calloc(1, sizeof(*r));
-	char *out = malloc(2 * REPLY_MAX + 64);
+	char *out = malloc(OUT_MAX);
 	size_t len;
 	int ret, n;
 
@@ -811,19 +835,7 @@ static void *conn_main(void *arg)
 			logf_("control: no request: %s", strerror(-ret));
 		goto done;
 	}
-	if (strlen(text) != len || memchr(text, '\n', len)) {
-		r->result = "error";
-		reply_error(r, EINVAL, "request contains NUL or newline");
-	} else {
-		if (m->o.verbose)
-			logf_("control: %s", text);
-		dispatch(m, text, r);
-	}
-	if (r->human.overflow || r->json.overflow)
-		reply_error(r, EMSGSIZE, "reply too long");
-	n = snprintf(out, 2 * REPLY_MAX + 64, "%s %s\n%.*s\n{\"result\":\"%s\"%.*s}",
-		     MINIVM_CTL_MAGIC, r->result, (int)r->human.len, r->human.buf, r->result,
-		     (int)r->json.len, r->json.buf);
+	n = serve_request(m, text, len, r, out);
 	ret = minivm_ctl_send(c->fd, out, n);
 	if (ret && m->o.verbose)
 		logf_("control: reply not sent: %s", strerror(-ret));

@@ -11,8 +11,10 @@
  * the reply's JSON object. Exit status: 0 done (also "ignored in this state", which
  * is reported on stderr), 1 error, 2 a verification found a mismatch, 64 usage.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -352,7 +354,8 @@ static bool parse_num(const char *s, unsigned long long *out)
 {
 	char *end;
 
-	if (!*s || *s == '-' || *s == '+')
+	/* Only digits first: strtoull would skip spaces and then accept a sign. */
+	if (!isdigit((unsigned char)*s))
 		return false;
 	errno = 0;
 	*out = strtoull(s, &end, 0);
@@ -555,7 +558,9 @@ static int parse_opts(int argc, char **argv, struct cmdline *cl)
 		case 't':
 			errno = 0;
 			c->timeout_s = strtod(optarg, &end);
-			if (errno || end == optarg || *end || c->timeout_s < 0)
+			/* Not NaN, and its milliseconds fit timeout_ms()'s int. */
+			if (errno || end == optarg || *end || !(c->timeout_s >= 0) ||
+			    c->timeout_s > INT_MAX / 1000)
 				return usage_error(cl, "--timeout wants seconds, not '%s'%s",
 						   optarg, "");
 			break;

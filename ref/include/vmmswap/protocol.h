@@ -86,7 +86,8 @@ int vms_proto_send_raw(int sock, const void *buf, size_t len, const int *fds, si
  * Receive one command without blocking. Returns:
  *   0: a valid command in *msg, its fds in fds[0 .. *nfds) (O_CLOEXEC, owned by
  *      the caller);
- *   -EAGAIN: nothing queued; -EPIPE: every sending end is closed;
+ *   -EAGAIN: nothing queued; -EPIPE: every sending end is closed (an empty
+ *   message while senders remain is -EBADMSG);
  *   another negative errno: a malformed message (-EBADMSG size/magic/truncation,
  *      -EPROTONOSUPPORT version, -EOPNOTSUPP unknown command, -EINVAL flags, fd
  *      count or fd kind); *msg holds what was read, fds the fds that came (caller
