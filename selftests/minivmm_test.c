@@ -6,6 +6,7 @@
  * vmmswap of this build variant on a small real KVM guest; the full scenarios live
  * in vmtests/.
  */
+#include <inttypes.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -13,7 +14,6 @@
 #include "vmm_run.h"
 #include <vm/control.h>
 #include <vm/kvm_vm.h>
-#include <vmmswap/status.h>
 
 #define PAGES	     2048 /* 4M@16M + 4M@4G */
 #define READY_MS     30000
@@ -300,11 +300,32 @@ TEST_F(vmm, oversized_and_multiline_requests_are_refused)
 	EXPECT_STREQ("pong\n", r.out);
 }
 
+/*
+ * crosvm's SwapStatus as `crosvm swap status` prints it (serde_json, compact,
+ * fields in declaration order), spelled out here on its own rather than with the
+ * library's parser, so that a bug in ref/status.c cannot hide itself. 0 when json
+ * is exactly that object; the state's name in state, the nine numbers in v.
+ */
+static int crosvm_status(const char *json, char state[32], uint64_t v[9])
+{
+	int end = -1;
+	int n = sscanf(json,
+		       "{\"state\":\"%31[A-Za-z]\",\"metrics\":{\"resident_pages\":%" SCNu64
+		       ",\"copied_from_file_pages\":%" SCNu64
+		       ",\"copied_from_staging_pages\":%" SCNu64 ",\"zeroed_pages\":%" SCNu64
+		       ",\"redundant_pages\":%" SCNu64 ",\"staging_pages\":%" SCNu64
+		       ",\"swap_pages\":%" SCNu64 "},\"state_transition\":{\"pages\":%" SCNu64
+		       ",\"time_ms\":%" SCNu64 "}}%n",
+		       state, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &end);
+
+	return n == 10 && end > 0 && json[end] == '\0' ? 0 : -1;
+}
+
 /* The crosvm verbs keep crosvm's output; ignored commands are reported on stderr. */
 TEST_F(vmm, swap_verbs_print_like_crosvm_and_report_ignored)
 {
-	struct vms_swap_status st;
-	char json[VMS_SWAP_STATUS_JSON_MAX];
+	char state[32];
+	uint64_t v[9];
 	struct vmm_run r;
 
 	if (!self->swap)
@@ -315,10 +336,8 @@ TEST_F(vmm, swap_verbs_print_like_crosvm_and_report_ignored)
 	ASSERT_NE(NULL, strchr(r.out, '\n'));
 	EXPECT_EQ('\0', strchr(r.out, '\n')[1]) TH_LOG("more than one line: %s", r.out);
 	*strchr(r.out, '\n') = '\0';
-	ASSERT_EQ(0, vms_swap_status_parse_json(r.out, &st)) TH_LOG("not crosvm's JSON: %s", r.out);
-	EXPECT_EQ(VMS_SWAP_READY, st.state);
-	ASSERT_LT(0, vms_swap_status_json(&st, json, sizeof(json)));
-	EXPECT_STREQ(json, r.out);
+	ASSERT_EQ(0, crosvm_status(r.out, state, v)) TH_LOG("not crosvm's JSON: %s", r.out);
+	EXPECT_STREQ("Ready", state);
 
 	/* Trim and out are not valid in Ready: exit 0 as crosvm, but say so. */
 	ASSERT_EQ(0, vmm_cli(&r, "swap", "trim", self->sock, NULL));
