@@ -108,7 +108,7 @@ GUEST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -ffreestanding -nostdlib
 FIXTURE_SRCS := $(wildcard fixtures/*.c)
 FIXTURE_BINS := $(FIXTURE_SRCS:fixtures/%.c=$(O)/fixtures/%.bin)
 
-$(O)/fixtures/%.elf: fixtures/%.c fixtures/guest.lds tools/vm/guest_abi.h
+$(O)/fixtures/%.elf: fixtures/%.c fixtures/guest.lds tools/vm/guest_abi.h tools/vm/layout.h
 	@mkdir -p $(dir $@)
 	$(CC) $(GUEST_CFLAGS) -Wl,-T,fixtures/guest.lds -Wl,--build-id=none -o $@ $<
 

@@ -27,21 +27,17 @@
 #define PAGE	    4096UL
 #define LOW_GPA	    0x0UL
 #define LOW_SIZE    (2UL << 20)
-#define SYS_GPA	    0x1000UL
-#define CODE_GPA    0x100000UL
 #define STACK_TOP   0x1ff000UL
 #define DATA_GPA    (16UL << 20)
 #define DATA_PAGES  16
 #define DATA_SIZE   (DATA_PAGES * PAGE)
-#define MAP_SIZE    (4UL << 30)
-#define MMIO_REPORT 0xd0000000UL
+#define MMIO_REPORT MINIVM_MMIO_BASE
 #define MMIO_DONE   (MMIO_REPORT + 8)
-#define MMIO_EXC    0xd0001000UL
 #define MAGIC	    0x5a5a000000000000UL
 #define WAIT_MS	    10000 /* bound for every wait on another thread */
 
 /*
- * Guest code (ring 3, position independent), copied into guest RAM at CODE_GPA:
+ * Guest code (ring 3, position independent), copied into guest RAM at MINIVM_CODE_GPA:
  * read the first qword of each of rsi pages from rdi on, report each value with an
  * MMIO write to (rdx), then write the page count to 8(rdx) to say "done".
  */
@@ -241,8 +237,8 @@ FIXTURE_SETUP (kvm_uffd) {
 	ASSERT_EQ(0, minivm_create(&self->vm));
 	ASSERT_LE(0, minivm_add_region(&self->vm, LOW_GPA, self->low, LOW_SIZE));
 	ASSERT_LE(0, minivm_add_region(&self->vm, DATA_GPA, self->data, DATA_SIZE));
-	ASSERT_EQ(0, minivm_setup_long_mode(&self->vm, SYS_GPA, MAP_SIZE, MMIO_EXC));
-	ASSERT_EQ(0, minivm_load(&self->vm, CODE_GPA, guest_read_pages,
+	ASSERT_EQ(0, minivm_setup_long_mode(&self->vm, MINIVM_SYS_GPA, MINIVM_MAP_SIZE, MINIVM_EXC_GPA));
+	ASSERT_EQ(0, minivm_load(&self->vm, MINIVM_CODE_GPA, guest_read_pages,
 				 guest_read_pages_end - guest_read_pages));
 	ASSERT_EQ(0, minivm_vcpu_create(&self->vm, 0, &self->vcpu));
 
@@ -283,7 +279,7 @@ static int run_guest_pass(struct __test_metadata *_metadata, struct minivm_vcpu 
 	unsigned int reported = 0;
 	int ret, i;
 
-	ret = minivm_vcpu_enter_long_mode(vcpu, CODE_GPA, STACK_TOP, true);
+	ret = minivm_vcpu_enter_long_mode(vcpu, MINIVM_CODE_GPA, STACK_TOP, true);
 	if (!ret)
 		ret = minivm_vcpu_set_args(vcpu, DATA_GPA, DATA_PAGES, MMIO_REPORT, 0);
 	if (ret)

@@ -74,7 +74,7 @@ struct vmm_opts {
 struct vmm {
 	struct vmm_opts o;
 	struct minivm_ram ram;
-	void *boot; /* the boot region: [0, VMS_GUEST_BOOT_SIZE) */
+	void *boot; /* the boot region: [0, MVM_GUEST_BOOT_SIZE) */
 	int boot_fd;
 	struct minivm vm;
 	struct minivm_vcpus vcpus;
@@ -398,30 +398,30 @@ static const struct {
 	uint32_t cmd;
 	bool range, seed;
 } guest_ops[] = {
-	{ "ping", VMS_GCMD_PING, false, false },
-	{ "fill", VMS_GCMD_FILL, true, true },
-	{ "verify", VMS_GCMD_VERIFY, true, true },
-	{ "verify-zero", VMS_GCMD_VERIFY_ZERO, true, false },
-	{ "read-touch", VMS_GCMD_READ_TOUCH, true, false },
-	{ "write-touch", VMS_GCMD_WRITE_TOUCH, true, false },
-	{ "checksum", VMS_GCMD_CHECKSUM, true, false },
-	{ "writer-start", VMS_GCMD_WRITER, true, true },
-	{ "inflate", VMS_GCMD_INFLATE, true, false },
-	{ "deflate", VMS_GCMD_DEFLATE, true, false },
+	{ "ping", MVM_GCMD_PING, false, false },
+	{ "fill", MVM_GCMD_FILL, true, true },
+	{ "verify", MVM_GCMD_VERIFY, true, true },
+	{ "verify-zero", MVM_GCMD_VERIFY_ZERO, true, false },
+	{ "read-touch", MVM_GCMD_READ_TOUCH, true, false },
+	{ "write-touch", MVM_GCMD_WRITE_TOUCH, true, false },
+	{ "checksum", MVM_GCMD_CHECKSUM, true, false },
+	{ "writer-start", MVM_GCMD_WRITER, true, true },
+	{ "inflate", MVM_GCMD_INFLATE, true, false },
+	{ "deflate", MVM_GCMD_DEFLATE, true, false },
 };
 
 static const char *guest_err_name(int status)
 {
 	switch (status) {
-	case VMS_GERR_OK:
+	case MVM_GERR_OK:
 		return "ok";
-	case VMS_GERR_RANGE:
+	case MVM_GERR_RANGE:
 		return "range";
-	case VMS_GERR_MISMATCH:
+	case MVM_GERR_MISMATCH:
 		return "mismatch";
-	case VMS_GERR_BALLOON:
+	case MVM_GERR_BALLOON:
 		return "balloon";
-	case VMS_GERR_CMD:
+	case MVM_GERR_CMD:
 		return "command";
 	}
 	return "?";
@@ -451,7 +451,7 @@ static void guest_result(struct reply *r, const char *op, int vcpu, uint64_t sta
 		  (unsigned long long)g->checksum, (unsigned long long)g->passes,
 		  (unsigned long long)g->last_seed, (unsigned long long)g->elapsed_us);
 
-	if (g->status == VMS_GERR_MISMATCH) {
+	if (g->status == MVM_GERR_MISMATCH) {
 		r->result = "mismatch";
 		sb_printf(&r->human,
 			  "%s: MISMATCH in %llu of %llu pages; first at page %llu word %llu: "
@@ -459,8 +459,8 @@ static void guest_result(struct reply *r, const char *op, int vcpu, uint64_t sta
 			  op, (unsigned long long)g->mismatched_pages, (unsigned long long)count,
 			  (unsigned long long)g->bad_page, (unsigned long long)g->bad_word,
 			  (unsigned long long)g->expected, (unsigned long long)g->actual);
-	} else if (g->status != VMS_GERR_OK) {
-		int err = g->status == VMS_GERR_BALLOON ? EIO : EINVAL;
+	} else if (g->status != MVM_GERR_OK) {
+		int err = g->status == MVM_GERR_BALLOON ? EIO : EINVAL;
 		char json[REPLY_MAX];
 
 		/* Keep the result fields, but mark the reply as an error. */
@@ -691,7 +691,7 @@ static void do_info(struct vmm *m, struct req *q, struct reply *r)
 		  (int)getpid(), m->ctl ? (int)vms_controller_monitor_pid(m->ctl) : 0,
 		  m->ctl ? "true" : "false", m->o.socket);
 	sb_printf(&r->json, ",\"page_size\":%llu,\"total_pages\":%llu,\"regions\":[",
-		  VMS_GUEST_PAGE_SIZE, (unsigned long long)m->ram.total_pages);
+		  MVM_GUEST_PAGE_SIZE, (unsigned long long)m->ram.total_pages);
 	for (i = 0; i < m->ram.nr; i++) {
 		const struct minivm_ram_region *rg = &m->ram.r[i];
 
@@ -699,8 +699,8 @@ static void do_info(struct vmm *m, struct req *q, struct reply *r)
 			  "%s{\"gpa\":%llu,\"size\":%llu,\"first_page\":%llu,\"pages\":%llu}",
 			  i ? "," : "", (unsigned long long)rg->gpa, (unsigned long long)rg->size,
 			  (unsigned long long)first,
-			  (unsigned long long)(rg->size / VMS_GUEST_PAGE_SIZE));
-		first += rg->size / VMS_GUEST_PAGE_SIZE;
+			  (unsigned long long)(rg->size / MVM_GUEST_PAGE_SIZE));
+		first += rg->size / MVM_GUEST_PAGE_SIZE;
 	}
 	sb_printf(&r->json, "],\"vcpus\":[");
 	pthread_mutex_lock(&m->vcpus.lock);
@@ -746,7 +746,7 @@ static void do_stop(struct vmm *m, struct req *q, struct reply *r)
 		return;
 	}
 	/* Let the guest halt itself with the status if vCPU 0 is free; else just stop. */
-	minivm_vcpus_command(&m->vcpus, 0, VMS_GCMD_HALT, 0, 0, status, &g);
+	minivm_vcpus_command(&m->vcpus, 0, MVM_GCMD_HALT, 0, 0, status, &g);
 	request_shutdown(m, (int)status); /* no-op if the halt already asked for it */
 	sb_printf(&r->human, "stopping (exit status %llu)", (unsigned long long)status);
 	sb_printf(&r->json, ",\"op\":\"stop\",\"status\":%llu", (unsigned long long)status);
@@ -930,7 +930,7 @@ static void hook_crashed(void *arg, int vcpu, const char *why)
 static int load_guest(struct vmm *m)
 {
 	FILE *f = fopen(m->o.guest, "rb");
-	char *dst = (char *)m->boot + VMS_GUEST_LOAD_GPA;
+	char *dst = (char *)m->boot + MVM_GUEST_LOAD_GPA;
 	size_t n;
 	int err;
 
@@ -939,7 +939,7 @@ static int load_guest(struct vmm *m)
 		logf_("cannot open guest program %s: %s", m->o.guest, strerror(err));
 		return -err;
 	}
-	n = fread(dst, 1, VMS_GUEST_LOAD_MAX, f);
+	n = fread(dst, 1, MVM_GUEST_LOAD_MAX, f);
 	err = ferror(f) ? EIO : 0;
 	if (!err && (n == 0 || fgetc(f) != EOF))
 		err = EFBIG;
@@ -954,17 +954,17 @@ static int load_guest(struct vmm *m)
 
 static void write_info(struct vmm *m)
 {
-	struct vms_guest_info *info = (void *)((char *)m->boot + VMS_GUEST_INFO_GPA);
+	struct mvm_guest_info *info = (void *)((char *)m->boot + MVM_GUEST_INFO_GPA);
 	int i;
 
 	memset(info, 0, sizeof(*info));
-	info->magic = VMS_GUEST_INFO_MAGIC;
+	info->magic = MVM_GUEST_INFO_MAGIC;
 	info->nr_vcpus = m->o.vcpus;
 	info->nr_regions = m->ram.nr;
 	info->total_pages = m->ram.total_pages;
 	for (i = 0; i < m->ram.nr; i++) {
 		info->regions[i].gpa = m->ram.r[i].gpa;
-		info->regions[i].pages = m->ram.r[i].size / VMS_GUEST_PAGE_SIZE;
+		info->regions[i].pages = m->ram.r[i].size / MVM_GUEST_PAGE_SIZE;
 	}
 }
 
@@ -973,10 +973,10 @@ static int map_boot(struct vmm *m)
 	m->boot_fd = memfd_create("guest-boot", MFD_CLOEXEC);
 	if (m->boot_fd < 0)
 		return -errno;
-	if (ftruncate(m->boot_fd, VMS_GUEST_BOOT_SIZE) < 0)
+	if (ftruncate(m->boot_fd, MVM_GUEST_BOOT_SIZE) < 0)
 		return -errno;
 	m->boot =
-		mmap(NULL, VMS_GUEST_BOOT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, m->boot_fd, 0);
+		mmap(NULL, MVM_GUEST_BOOT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, m->boot_fd, 0);
 	if (m->boot == MAP_FAILED) {
 		m->boot = NULL;
 		return -errno;
@@ -1013,7 +1013,7 @@ static int launch_swap(struct vmm *m)
 
 static int setup_vm(struct vmm *m)
 {
-	uint64_t top = VMS_GUEST_MMIO_BASE + MINIVM_HUGE_PAGE_SIZE, map_size;
+	uint64_t top = MVM_GUEST_MMIO_BASE + MINIVM_HUGE_PAGE_SIZE, map_size;
 	int i, ret;
 
 	for (i = 0; i < m->ram.nr; i++) {
@@ -1025,14 +1025,14 @@ static int setup_vm(struct vmm *m)
 	ret = minivm_create(&m->vm);
 	if (ret)
 		return ret;
-	ret = minivm_add_region(&m->vm, 0, m->boot, VMS_GUEST_BOOT_SIZE);
+	ret = minivm_add_region(&m->vm, 0, m->boot, MVM_GUEST_BOOT_SIZE);
 	for (i = 0; ret >= 0 && i < m->ram.nr; i++)
 		ret = minivm_add_region(&m->vm, m->ram.r[i].gpa, m->ram.r[i].hva, m->ram.r[i].size);
 	if (ret < 0)
 		return ret;
-	if (VMS_GUEST_SYS_GPA + minivm_sys_area_size(map_size) > VMS_GUEST_INFO_GPA)
+	if (MVM_GUEST_SYS_GPA + minivm_sys_area_size(map_size) > MVM_GUEST_INFO_GPA)
 		return -E2BIG;
-	return minivm_setup_long_mode(&m->vm, VMS_GUEST_SYS_GPA, map_size, VMS_GUEST_EXC_GPA);
+	return minivm_setup_long_mode(&m->vm, MVM_GUEST_SYS_GPA, map_size, MVM_GUEST_EXC_GPA);
 }
 
 /* ---- main loop and teardown ---- */
@@ -1155,7 +1155,7 @@ static void usage(FILE *f)
 		"When ready it prints one line 'minivmm: ready pid=... socket=...' on stdout.\n"
 		"Exit status: the guest's halt status (vmmswap stop [STATUS]), 0 on SIGINT or\n"
 		"SIGTERM, 1 on a VMM error, 2 if the guest crashed.\n",
-		DEFAULT_MEM, VMS_GUEST_MAX_VCPUS, MINIVM_MAX_DEVICES, DEFAULT_SOCKET);
+		DEFAULT_MEM, MVM_GUEST_MAX_VCPUS, MINIVM_MAX_DEVICES, DEFAULT_SOCKET);
 }
 
 static int parse_int(const char *s, int lo, int hi, int *out)
@@ -1223,9 +1223,9 @@ static int parse_opts(int argc, char **argv, struct vmm_opts *o)
 			o->mem = optarg;
 			break;
 		case 'c':
-			if (parse_int(optarg, 1, VMS_GUEST_MAX_VCPUS, &o->vcpus)) {
+			if (parse_int(optarg, 1, MVM_GUEST_MAX_VCPUS, &o->vcpus)) {
 				fprintf(stderr, "minivmm: --vcpus wants 1..%d\n",
-					VMS_GUEST_MAX_VCPUS);
+					MVM_GUEST_MAX_VCPUS);
 				return -EINVAL;
 			}
 			break;
@@ -1430,7 +1430,7 @@ out:
 	minivm_destroy(&m->vm);
 	minivm_ram_unmap(&m->ram);
 	if (m->boot)
-		munmap(m->boot, VMS_GUEST_BOOT_SIZE);
+		munmap(m->boot, MVM_GUEST_BOOT_SIZE);
 	if (m->boot_fd >= 0)
 		close(m->boot_fd);
 	if (sfd >= 0)

@@ -68,15 +68,10 @@
 #include <vmmswap/uffd.h>
 
 #define PAGE		    4096ULL
-#define BOOT_SIZE	    (2ULL << 20)
-#define SYS_GPA		    0x1000ULL
-#define CODE_GPA	    0x100000ULL
 #define CTL_GPA		    0x180000ULL /* one page per vCPU */
 #define STACK_TOP	    0x1f0000ULL /* 16 KiB per vCPU, downwards */
 #define RAM_GPA		    (1ULL << 30)
-#define MAP_SIZE	    (4ULL << 30)
-#define MMIO_DONE	    0xd0000000ULL /* + 8 * vCPU */
-#define MMIO_EXC	    0xd0001000ULL
+#define MMIO_DONE	    MINIVM_MMIO_BASE /* + 8 * vCPU */
 #define MAX_VCPUS	    2
 #define MAX_SERVERS	    4
 #define EVENT_BATCH	    VMS_FS_MAX_BATCH
@@ -244,7 +239,7 @@ static void env_destroy(struct env *e)
 	if (e->alias)
 		munmap(e->alias, e->len);
 	if (e->boot)
-		munmap(e->boot, BOOT_SIZE);
+		munmap(e->boot, MINIVM_BOOT_SIZE);
 	if (e->ram_fd >= 0)
 		close(e->ram_fd);
 	if (e->boot_fd >= 0)
@@ -260,22 +255,22 @@ static int env_create(struct env *e, unsigned int nv, uint64_t len)
 	memset(e, 0, sizeof(*e));
 	e->boot_fd = e->ram_fd = -1;
 	e->len = len;
-	if (SYS_GPA + minivm_sys_area_size(MAP_SIZE) > CODE_GPA)
+	if (MINIVM_SYS_GPA + minivm_sys_area_size(MINIVM_MAP_SIZE) > MINIVM_CODE_GPA)
 		return -E2BIG;
-	ret = map_memfd("bench-guest-boot", BOOT_SIZE, &e->boot_fd, &e->boot, NULL);
+	ret = map_memfd("bench-guest-boot", MINIVM_BOOT_SIZE, &e->boot_fd, &e->boot, NULL);
 	if (!ret)
 		ret = map_memfd("bench-guest-ram", len, &e->ram_fd, &e->ram, &e->alias);
 	if (!ret)
 		ret = minivm_create(&e->vm);
 	if (ret)
 		goto err;
-	ret = minivm_add_region(&e->vm, 0, e->boot, BOOT_SIZE);
+	ret = minivm_add_region(&e->vm, 0, e->boot, MINIVM_BOOT_SIZE);
 	if (ret >= 0)
 		ret = minivm_add_region(&e->vm, RAM_GPA, e->ram, len);
 	if (ret >= 0)
-		ret = minivm_setup_long_mode(&e->vm, SYS_GPA, MAP_SIZE, MMIO_EXC);
+		ret = minivm_setup_long_mode(&e->vm, MINIVM_SYS_GPA, MINIVM_MAP_SIZE, MINIVM_EXC_GPA);
 	if (!ret)
-		ret = minivm_load(&e->vm, CODE_GPA, guest_touch,
+		ret = minivm_load(&e->vm, MINIVM_CODE_GPA, guest_touch,
 				  (size_t)(guest_touch_end - guest_touch));
 	for (; !ret && e->nv < nv; e->nv++)
 		ret = minivm_vcpu_create(&e->vm, (int)e->nv, &e->vcpu[e->nv]);
@@ -331,7 +326,7 @@ static void *vcpu_main(void *arg)
 	slice(j->e, j->idx, &first, &n);
 	ret = pin_self(j->cpu);
 	if (!ret)
-		ret = minivm_vcpu_enter_long_mode(v, CODE_GPA, STACK_TOP - j->idx * 0x4000, true);
+		ret = minivm_vcpu_enter_long_mode(v, MINIVM_CODE_GPA, STACK_TOP - j->idx * 0x4000, true);
 	if (!ret)
 		ret = minivm_vcpu_set_args(v, RAM_GPA + first * PAGE, n, CTL_GPA + j->idx * PAGE,
 					   mmio);

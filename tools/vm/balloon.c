@@ -69,16 +69,16 @@ static void *balloon_main(void *arg)
 		b->pending = false;
 		pthread_mutex_unlock(&b->lock);
 
-		if (b->op == VMS_BALLOON_INFLATE)
+		if (b->op == MVM_BALLOON_INFLATE)
 			ret = discard(b, b->gpa, b->len);
 		else
 			ret = 0; /* deflate: the guest's next touch zero-fills */
 
 		pthread_mutex_lock(&b->lock);
-		if (!ret && b->op == VMS_BALLOON_INFLATE)
-			b->inflated_pages += b->len / VMS_GUEST_PAGE_SIZE;
+		if (!ret && b->op == MVM_BALLOON_INFLATE)
+			b->inflated_pages += b->len / MVM_GUEST_PAGE_SIZE;
 		else if (!ret)
-			b->deflated_pages += b->len / VMS_GUEST_PAGE_SIZE;
+			b->deflated_pages += b->len / MVM_GUEST_PAGE_SIZE;
 		b->result = ret;
 		b->done = true;
 		pthread_cond_broadcast(&b->cond);
@@ -119,8 +119,8 @@ int minivm_balloon_request(struct minivm_balloon *b, uint32_t op, uint64_t gpa, 
 {
 	int ret;
 
-	if ((op != VMS_BALLOON_INFLATE && op != VMS_BALLOON_DEFLATE) || !len ||
-	    (gpa | len) & (VMS_GUEST_PAGE_SIZE - 1) || !minivm_ram_find(b->ram, gpa, len))
+	if ((op != MVM_BALLOON_INFLATE && op != MVM_BALLOON_DEFLATE) || !len ||
+	    (gpa | len) & (MVM_GUEST_PAGE_SIZE - 1) || !minivm_ram_find(b->ram, gpa, len))
 		return -EINVAL;
 	pthread_mutex_lock(&b->lock);
 	while (b->busy && !b->quit)

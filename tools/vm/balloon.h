@@ -52,7 +52,7 @@ int minivm_balloon_start(struct minivm_balloon *b, const struct minivm_ram *ram,
 			 enum minivm_balloon_mode mode);
 void minivm_balloon_stop(struct minivm_balloon *b);
 
-/* op is enum vms_balloon_op. 0, -EINVAL bad op or run, -ESHUTDOWN, or the discard's error. */
+/* op is enum mvm_balloon_op. 0, -EINVAL bad op or run, -ESHUTDOWN, or the discard's error. */
 int minivm_balloon_request(struct minivm_balloon *b, uint32_t op, uint64_t gpa, uint64_t len);
 
 /* "remove", "dontneed", "punch-hole"; parse returns -EINVAL for anything else. */

@@ -18,7 +18,7 @@
 
 #include "vm/devices.h"
 
-#define WORDS_PER_PAGE (VMS_GUEST_PAGE_SIZE / 8)
+#define WORDS_PER_PAGE (MVM_GUEST_PAGE_SIZE / 8)
 
 static uint64_t now_us(void)
 {
@@ -47,7 +47,7 @@ static void dma_fill(const struct minivm_ram *ram, uint64_t start, uint64_t coun
 		uint64_t *words = minivm_ram_page(ram, p);
 
 		for (w = 0; w < WORDS_PER_PAGE; w++)
-			words[w] = vms_pattern(seed, p, w);
+			words[w] = mvm_pattern(seed, p, w);
 	}
 }
 
@@ -60,7 +60,7 @@ static void dma_verify(const struct minivm_ram *ram, const struct minivm_dev_msg
 		const uint64_t *words = minivm_ram_page(ram, p);
 
 		for (w = 0; w < WORDS_PER_PAGE; w++) {
-			if (words[w] != vms_pattern(m->c, p, w)) {
+			if (words[w] != mvm_pattern(m->c, p, w)) {
 				if (!r->mismatched_pages)
 					r->bad_page = p;
 				r->mismatched_pages++;
@@ -104,7 +104,7 @@ static void run_dma(struct dev_child *c, const struct minivm_dev_msg *m, struct 
 		}
 		for (p = 0; p < m->c; p++)
 			memcpy(minivm_ram_page(ram, m->b + p), minivm_ram_page(ram, m->a + p),
-			       VMS_GUEST_PAGE_SIZE);
+			       MVM_GUEST_PAGE_SIZE);
 		r->pages = m->c;
 		break;
 	default:

@@ -22,6 +22,8 @@
 #ifndef MINIVM_KVM_VM_H
 #define MINIVM_KVM_VM_H
 
+#include <vm/layout.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

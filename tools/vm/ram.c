@@ -11,7 +11,7 @@
 
 #include "vm/ram.h"
 
-#define PG VMS_GUEST_PAGE_SIZE
+#define PG MVM_GUEST_PAGE_SIZE
 
 static int parse_size(const char *s, char **end, uint64_t *out)
 {
@@ -64,14 +64,14 @@ int minivm_ram_parse(const char *spec, struct minivm_ram *ram, char *err, size_t
 				 ram->nr);
 			return -EINVAL;
 		}
-		if (r->gpa < VMS_GUEST_BOOT_SIZE || r->gpa + r->size < r->gpa ||
-		    (r->gpa < VMS_GUEST_MMIO_BASE + 0x100000 &&
-		     r->gpa + r->size > VMS_GUEST_MMIO_BASE) ||
+		if (r->gpa < MVM_GUEST_BOOT_SIZE || r->gpa + r->size < r->gpa ||
+		    (r->gpa < MVM_GUEST_MMIO_BASE + 0x100000 &&
+		     r->gpa + r->size > MVM_GUEST_MMIO_BASE) ||
 		    r->gpa + r->size > (64ULL << 30)) {
 			snprintf(err, errlen,
 				 "region %d: must lie in [2 MiB, 64 GiB) and avoid the MMIO window "
 				 "at %#llx",
-				 ram->nr, VMS_GUEST_MMIO_BASE);
+				 ram->nr, MVM_GUEST_MMIO_BASE);
 			return -EINVAL;
 		}
 		for (i = 0; i < ram->nr; i++) {

@@ -15,7 +15,7 @@
 
 #include "vm/guest_abi.h"
 
-#define MINIVM_RAM_MAX_REGIONS VMS_GUEST_MAX_REGIONS
+#define MINIVM_RAM_MAX_REGIONS MVM_GUEST_MAX_REGIONS
 
 struct minivm_ram_region {
 	uint64_t gpa;

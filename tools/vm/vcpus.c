@@ -5,7 +5,7 @@
  *
  * Locking: one mutex and one condition variable for all vCPUs. Every state change is
  * broadcast; waiters re-check their own condition. The mailbox is written by the VMM
- * only while the guest is parked in VMS_DB_WAIT (or for 'stop', a single volatile
+ * only while the guest is parked in MVM_DB_WAIT (or for 'stop', a single volatile
  * word), so the guest never sees a half-written command.
  */
 #include <errno.h>
@@ -58,7 +58,7 @@ static void kick_all(struct minivm_vcpus *g)
 
 static void read_results(struct minivm_vcpu_thread *v, uint64_t status)
 {
-	const struct vms_mailbox *mb = v->mb;
+	const struct mvm_mailbox *mb = v->mb;
 
 	v->res.status = (int)status;
 	v->res.pages_done = mb->pages_done;
@@ -87,7 +87,7 @@ static void mark_dead(struct minivm_vcpu_thread *v)
 static bool wait_command(struct minivm_vcpu_thread *v)
 {
 	struct minivm_vcpus *g = v->g;
-	struct vms_mailbox *mb = v->mb;
+	struct mvm_mailbox *mb = v->mb;
 
 	pthread_mutex_lock(&g->lock);
 	while (!g->quit && (v->state != MINIVM_VCPU_QUEUED || g->paused))
@@ -114,23 +114,23 @@ static bool wait_command(struct minivm_vcpu_thread *v)
 static bool handle_mmio(struct minivm_vcpu_thread *v, const struct minivm_exit *e)
 {
 	struct minivm_vcpus *g = v->g;
-	struct vms_mailbox *mb = v->mb;
+	struct mvm_mailbox *mb = v->mb;
 	char why[96];
 
-	if (!e->mmio.is_write && e->mmio.addr == VMS_DB_WAIT && e->mmio.len == 8)
+	if (!e->mmio.is_write && e->mmio.addr == MVM_DB_WAIT && e->mmio.len == 8)
 		return wait_command(v);
 	if (!e->mmio.is_write)
 		goto bad;
 
 	switch (e->mmio.addr) {
-	case VMS_DB_DONE:
+	case MVM_DB_DONE:
 		pthread_mutex_lock(&g->lock);
 		read_results(v, e->mmio.data);
 		v->state = MINIVM_VCPU_IDLE;
 		pthread_cond_broadcast(&g->cond);
 		pthread_mutex_unlock(&g->lock);
 		return true;
-	case VMS_DB_STARTED:
+	case MVM_DB_STARTED:
 		pthread_mutex_lock(&g->lock);
 		if (v->state == MINIVM_VCPU_RUNNING) {
 			read_results(v, 0);
@@ -139,12 +139,12 @@ static bool handle_mmio(struct minivm_vcpu_thread *v, const struct minivm_exit *
 		pthread_cond_broadcast(&g->cond);
 		pthread_mutex_unlock(&g->lock);
 		return true;
-	case VMS_DB_BALLOON:
+	case MVM_DB_BALLOON:
 		mb->bl_status = g->hooks.balloon ? g->hooks.balloon(g->hooks.arg, mb->bl_op,
 								    mb->bl_gpa, mb->bl_len)
 						 : -EOPNOTSUPP;
 		return true;
-	case VMS_DB_HALT:
+	case MVM_DB_HALT:
 		pthread_mutex_lock(&g->lock);
 		read_results(v, 0);
 		mark_dead(v);
@@ -241,7 +241,7 @@ int minivm_vcpus_start(struct minivm_vcpus *g, struct minivm *vm, int nr,
 	struct sigaction sa;
 	int i, ret;
 
-	if (nr < 1 || nr > VMS_GUEST_MAX_VCPUS)
+	if (nr < 1 || nr > MVM_GUEST_MAX_VCPUS)
 		return -EINVAL;
 	memset(g, 0, sizeof(*g));
 	g->vm = vm;
@@ -257,23 +257,23 @@ int minivm_vcpus_start(struct minivm_vcpus *g, struct minivm *vm, int nr,
 
 	for (i = 0; i < nr; i++) {
 		struct minivm_vcpu_thread *v = &g->v[i];
-		uint64_t stack_top = VMS_GUEST_STACK_GPA + (i + 1) * VMS_GUEST_STACK_SIZE;
-		uint64_t mb_gpa = VMS_GUEST_MAILBOX_GPA + i * VMS_GUEST_PAGE_SIZE;
+		uint64_t stack_top = MVM_GUEST_STACK_GPA + (i + 1) * MVM_GUEST_STACK_SIZE;
+		uint64_t mb_gpa = MVM_GUEST_MAILBOX_GPA + i * MVM_GUEST_PAGE_SIZE;
 
 		v->g = g;
-		v->mb = minivm_gpa_to_hva(vm, mb_gpa, VMS_GUEST_PAGE_SIZE);
+		v->mb = minivm_gpa_to_hva(vm, mb_gpa, MVM_GUEST_PAGE_SIZE);
 		if (!v->mb) {
 			ret = -EFAULT;
 			goto err;
 		}
-		memset(v->mb, 0, VMS_GUEST_PAGE_SIZE);
+		memset(v->mb, 0, MVM_GUEST_PAGE_SIZE);
 		ret = minivm_vcpu_create(vm, i, &v->vcpu);
 		if (ret)
 			goto err;
 		g->nr = i + 1;
-		ret = minivm_vcpu_enter_long_mode(&v->vcpu, VMS_GUEST_LOAD_GPA, stack_top, true);
+		ret = minivm_vcpu_enter_long_mode(&v->vcpu, MVM_GUEST_LOAD_GPA, stack_top, true);
 		if (!ret)
-			ret = minivm_vcpu_set_args(&v->vcpu, i, mb_gpa, VMS_GUEST_INFO_GPA, 0);
+			ret = minivm_vcpu_set_args(&v->vcpu, i, mb_gpa, MVM_GUEST_INFO_GPA, 0);
 		if (ret)
 			goto err;
 	}

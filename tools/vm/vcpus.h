@@ -5,10 +5,10 @@
  * Contract:
  *  - minivm_vcpus_start() creates N vCPUs, enters each in ring 3 at the guest
  *    program's entry and runs each on its own thread. The guest's command loop then
- *    waits in an MMIO read (VMS_DB_WAIT) that this module blocks until a command is
+ *    waits in an MMIO read (MVM_DB_WAIT) that this module blocks until a command is
  *    queued for that vCPU (guest_abi.h).
  *  - minivm_vcpus_command() runs one guest command on one vCPU and waits for its
- *    result; a vCPU runs one command at a time (-EBUSY otherwise). VMS_GCMD_WRITER
+ *    result; a vCPU runs one command at a time (-EBUSY otherwise). MVM_GCMD_WRITER
  *    returns once the writer runs; minivm_vcpus_writer_stop() ends it.
  *  - minivm_vcpus_pause() returns when no vCPU is inside KVM_RUN and none will enter
  *    it until minivm_vcpus_resume(): what the VMM needs around a swap enable. Pauses
@@ -30,7 +30,7 @@
 struct minivm_vcpus_hooks {
 	/* A balloon run from the guest: 0 or a negative errno (goes to bl_status). */
 	int (*balloon)(void *arg, uint32_t op, uint64_t gpa, uint64_t len);
-	/* The guest halted with a status (VMS_GCMD_HALT). */
+	/* The guest halted with a status (MVM_GCMD_HALT). */
 	void (*halted)(void *arg, int vcpu, uint64_t status);
 	/* A vCPU died: a guest exception or an exit the VMM cannot handle. */
 	void (*crashed)(void *arg, int vcpu, const char *why);
@@ -39,7 +39,7 @@ struct minivm_vcpus_hooks {
 
 /* Result of one guest command: the mailbox result fields and the guest's status. */
 struct minivm_gresult {
-	int status; /* enum vms_guest_err */
+	int status; /* enum mvm_guest_err */
 	uint64_t pages_done;
 	uint64_t mismatched_pages;
 	uint64_t bad_page, bad_word, expected, actual;
@@ -59,7 +59,7 @@ enum minivm_vcpu_state {
 
 struct minivm_vcpu_thread {
 	struct minivm_vcpu vcpu;
-	struct vms_mailbox *mb; /* host view of this vCPU's mailbox */
+	struct mvm_mailbox *mb; /* host view of this vCPU's mailbox */
 	pthread_t thread;
 	bool started;
 	bool in_guest; /* inside KVM_RUN */
@@ -80,7 +80,7 @@ struct minivm_vcpus {
 	pthread_cond_t cond;
 	int paused; /* pause depth */
 	bool quit;
-	struct minivm_vcpu_thread v[VMS_GUEST_MAX_VCPUS];
+	struct minivm_vcpu_thread v[MVM_GUEST_MAX_VCPUS];
 };
 
 /*
