@@ -294,8 +294,9 @@ uint64_t vms_ph_metadata_bytes(const struct vms_page_handler *ph)
 
 void vms_ph_set_race_hook(struct vms_page_handler *ph, vms_ph_race_hook hook, void *arg)
 {
-	ph->test.arg = arg;
-	ph->test.hook = hook;
+	/* Atomic: a test may clear the hook while the event loop still serves faults. */
+	__atomic_store_n(&ph->test.arg, arg, __ATOMIC_RELAXED);
+	__atomic_store_n(&ph->test.hook, hook, __ATOMIC_RELEASE);
 }
 
 unsigned int vms_ph_lock_waiters(struct vms_page_handler *ph)

@@ -69,7 +69,7 @@ struct ph_job_scratch {
 	uint64_t *pgoffs;
 };
 
-/* Test-only (vms_ph_set_race_hook); set before use, then read-only. */
+/* Test-only (vms_ph_set_race_hook); hook and arg are accessed atomically. */
 struct ph_test_hooks {
 	vms_ph_race_hook hook;
 	void *arg;
@@ -148,8 +148,10 @@ static inline void unlock_state(struct vms_page_handler *ph)
 static inline void race_point(struct vms_page_handler *ph, enum vms_ph_race_point at,
 			      uint64_t pgoff, uint64_t npages)
 {
-	if (__builtin_expect(ph->test.hook != NULL, 0))
-		ph->test.hook(ph->test.arg, at, pgoff, npages);
+	vms_ph_race_hook hook = __atomic_load_n(&ph->test.hook, __ATOMIC_ACQUIRE);
+
+	if (__builtin_expect(hook != NULL, 0))
+		hook(__atomic_load_n(&ph->test.arg, __ATOMIC_RELAXED), at, pgoff, npages);
 }
 
 /* The region containing addr, or NULL. O(log regions). */

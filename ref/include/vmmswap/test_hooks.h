@@ -60,7 +60,7 @@ enum vms_ph_race_point {
 typedef void (*vms_ph_race_hook)(void *arg, enum vms_ph_race_point at, uint64_t pgoff,
 				 uint64_t npages);
 
-/* Test-only: set (or with NULL clear) the race hook. Not while ph is in use. */
+/* Test-only: set (or with NULL clear) the race hook; safe while ph is in use. */
 void vms_ph_set_race_hook(struct vms_page_handler *ph, vms_ph_race_hook hook, void *arg);
 
 /*
