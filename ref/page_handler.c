@@ -314,13 +314,13 @@ static int count_resident(const struct ph_region *r, uint64_t *pages)
 	return vms_memfd_count_data_pages(r->memfd, r->memfd_off, r->len, pages);
 }
 
-int vms_ph_metrics(struct vms_page_handler *ph, struct vms_ph_metrics *m)
+/* The metrics, under the state lock (vms_ph_metrics() and vms_ph_check()). */
+int vms_phi_metrics_locked(struct vms_page_handler *ph, struct vms_ph_metrics *m)
 {
 	int ret = 0;
 	size_t i;
 
 	*m = (struct vms_ph_metrics){ 0 };
-	lock_state(ph);
 	for (i = 0; i < ph->nregions; i++) {
 		const struct ph_region *r = &ph->regions[i];
 
@@ -336,6 +336,15 @@ int vms_ph_metrics(struct vms_page_handler *ph, struct vms_ph_metrics *m)
 	m->staging_pages = ph->page_state.staged.count;
 	m->swap_pages = ph->page_state.present.count;
 	m->swap_file_slots = ph->swap_file.hwm;
+	return ret;
+}
+
+int vms_ph_metrics(struct vms_page_handler *ph, struct vms_ph_metrics *m)
+{
+	int ret;
+
+	lock_state(ph);
+	ret = vms_phi_metrics_locked(ph, m);
 	unlock_state(ph);
 	if (ret)
 		vms_log(VMS_LOG_ERROR, "page handler: counting resident pages: %d", ret);

@@ -166,5 +166,7 @@ void vms_phi_free_staging(struct vms_page_handler *ph, uint64_t pgoff, uint64_t 
 void vms_phi_flush_pending_free(struct vms_page_handler *ph);
 /* Free one staging page later (see pending_free). Under the state lock. */
 void vms_phi_defer_free_staging(struct vms_page_handler *ph, uint64_t pgoff);
+/* vms_ph_metrics() for a caller that holds the state lock. */
+int vms_phi_metrics_locked(struct vms_page_handler *ph, struct vms_ph_metrics *m);
 
 #endif /* VMMSWAP_PAGE_HANDLER_INTERNAL_H */

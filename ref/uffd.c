@@ -12,7 +12,21 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <vmmswap/test_hooks.h>
 #include <vmmswap/uffd.h>
+
+/* Test-only (vms_uffd_set_answer_hooks()): NULL unless a test set it. */
+static const struct vms_uffd_answer_hooks *answer_hooks;
+
+void vms_uffd_set_answer_hooks(const struct vms_uffd_answer_hooks *h)
+{
+	__atomic_store_n(&answer_hooks, h, __ATOMIC_RELEASE);
+}
+
+static const struct vms_uffd_answer_hooks *test_answer(void)
+{
+	return __atomic_load_n(&answer_hooks, __ATOMIC_ACQUIRE);
+}
 
 int vms_uffd_new(unsigned int flags, int *fd_out, enum vms_uffd_origin *origin_out)
 {
@@ -56,10 +70,22 @@ int vms_uffd_new(unsigned int flags, int *fd_out, enum vms_uffd_origin *origin_o
 int vms_uffd_api(int fd, uint64_t features, uint64_t *offered_out, uint64_t *ioctls_out)
 {
 	struct uffdio_api api = { .api = UFFD_API, .features = features };
+	const struct vms_uffd_answer_hooks *h;
 
 	if (ioctl(fd, UFFDIO_API, &api) < 0)
 		return -errno;
-	/* Keep every bit the kernel returns, known to this build or not. */
+	h = test_answer();
+	if (__builtin_expect(h != NULL, 0) && h->api)
+		h->api(h->arg, &api);
+	/*
+	 * Require only what we asked for and what this layer uses: a kernel that
+	 * accepted the request offers all of it. Every other bit, known to this
+	 * build or not, is kept and never a reason to fail (crosvm b/315578762: the
+	 * crate refused bits a newer kernel added, and swap could not be enabled).
+	 */
+	if ((api.features & features) != features ||
+	    (api.ioctls & VMS_UFFD_API_IOCTLS) != VMS_UFFD_API_IOCTLS)
+		return -EOPNOTSUPP;
 	if (offered_out)
 		*offered_out = api.features;
 	if (ioctls_out)
@@ -118,9 +144,14 @@ int vms_uffd_register(int fd, uint64_t start, uint64_t len, uint64_t mode, uint6
 		.range = { .start = start, .len = len },
 		.mode = mode,
 	};
+	const struct vms_uffd_answer_hooks *h;
 
 	if (ioctl(fd, UFFDIO_REGISTER, &reg) < 0)
 		return -errno;
+	h = test_answer();
+	if (__builtin_expect(h != NULL, 0) && h->reg)
+		h->reg(h->arg, &reg);
+	/* Unknown bits of the range's ioctls are kept, as in vms_uffd_api(). */
 	if ((reg.ioctls & need_ioctls) != need_ioctls) {
 		/* Undo, so that a refused registration leaves nothing behind. */
 		vms_uffd_unregister(fd, start, len);

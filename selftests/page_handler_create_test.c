@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <malloc.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,17 +14,25 @@
 #include <vmmswap/page_handler.h>
 #include <vmmswap/page_state.h>
 #include <vmmswap/pagesize.h>
+#include <vmmswap/test_hooks.h>
 
 #include "kselftest_harness.h"
 
 #define BASE 0x7f0000000000ULL
 
+/* Create (and check: a fresh handler is consistent), then destroy. */
 static int create(const struct vms_ph_region *r, size_t n, const char *dir)
 {
 	struct vms_ph_config cfg = { .regions = r, .nregions = n, .swap_dir = dir };
 	struct vms_page_handler *ph = NULL;
+	char why[256];
 	int ret = vms_ph_create(&cfg, &ph);
 
+	if (!ret) {
+		ret = vms_ph_check(ph, why, sizeof(why));
+		if (ret)
+			fprintf(stderr, "# vms_ph_check: %s\n", why);
+	}
 	vms_ph_destroy(ph);
 	return ret;
 }
@@ -127,6 +136,8 @@ TEST(metadata_per_gib_matches_header)
 		/* Besides metadata: job buffers (a chunk + 13 bytes per chunk page). */
 		ASSERT_LE(heap, meta + job + 13 * (job / vms_page_size()) + 65536);
 	}
+	/* The consistency check copes with a large handler (after measuring). */
+	ASSERT_EQ(0, vms_ph_check(ph, NULL, 0));
 	vms_ph_destroy(ph);
 }
 

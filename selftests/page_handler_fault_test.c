@@ -22,9 +22,11 @@ HU_FIXTURE(ph)
 static int stage_tags(struct hu_ctx *c, size_t region, uint64_t first, uint64_t n)
 {
 	uint64_t moved = 0;
+	int ret;
 
 	hu_tag_pages(c, region, first, n, 0);
-	return vms_ph_move_all_to_staging(c->ph, &moved);
+	ret = vms_ph_move_all_to_staging(c->ph, &moved);
+	return ret ? ret : hu_check(c);
 }
 
 /* Unaligned addresses are rounded to their page (crosvm's zero test). */

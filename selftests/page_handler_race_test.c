@@ -171,18 +171,24 @@ static int cycle(struct race *x)
 	int ret = vms_ph_move_all_to_staging(x->c->ph, NULL);
 
 	if (!ret)
+		ret = hu_check(x->c);
+	if (!ret)
 		ret = hu_swap_out_all(x->c->ph, 512);
 	if (!ret)
 		ret = hu_swap_in_all(x->c, 512);
 	return ret;
 }
 
-/* The race fired once; its op succeeded; contents right, then and after a cycle. */
+/*
+ * The race fired once; its op succeeded; the state it left is consistent, and
+ * the contents are right, then and after a cycle.
+ */
 #define CHECK_RACE(x, expect_started)                                                    \
 	do {                                                                             \
 		ASSERT_EQ(1, (x)->fired);                                                \
 		ASSERT_EQ(0, hu_race_join(&(x)->hr));                                    \
 		vms_ph_set_race_hook((x)->c->ph, NULL, NULL);                            \
+		ASSERT_EQ(0, hu_check((x)->c));                                          \
 		ASSERT_EQ(-1, first_wrong(x));                                           \
 		ASSERT_EQ(expect_started, (x)->started);                                 \
 		ASSERT_EQ(0, cycle(x));                                                  \
@@ -257,6 +263,33 @@ TEST_F(ph, move_remove_between_mark_and_punch_reads_zero)
 	CHECK_RACE(&x, 0);
 }
 
+/*
+ * The fault during the copy again, now with a second region moved after the first:
+ * the fault must leave nothing behind that the next region's move acts on. (A move
+ * that marks the window staged before copying it lets that fault fill the page and
+ * queue its staging page for freeing; the commit marks the page staged again, the
+ * second region's move frees the queued staging page, and the page reads zero.)
+ */
+TEST_F(ph, move_fault_during_copy_then_next_region_keeps_the_page)
+{
+	const uint64_t pages[] = { NPAGES, NPAGES };
+	struct race x;
+	uint64_t p;
+
+	race_init(&x, &self->c, VMS_PH_AT_MOVE_COPIED, op_fault);
+	ASSERT_EQ(0, hu_ctx_init(&self->c, pages, 2, 0, NULL, true));
+	for (p = 0; p < NPAGES; p++) {
+		hu_fill(hu_alias_page(&self->c.g, 0, p), x.want[p]);
+		hu_fill(hu_alias_page(&self->c.g, 1, p), hu_tag(1, p, 0));
+	}
+	vms_ph_set_race_hook(self->c.ph, race_hook, &x); /* region 1 has other pgoffs */
+	ASSERT_EQ(0, vms_ph_move_all_to_staging(self->c.ph, NULL));
+	ASSERT_EQ(2 * NPAGES, hu_metrics(self->c.ph).staging_pages);
+	CHECK_RACE(&x, 1);
+	for (p = 0; p < NPAGES; p++)
+		ASSERT_EQ(hu_tag(1, p, 0), hu_page_tag(hu_page(&self->c.g, 1, p)));
+}
+
 /* ---- trim: compare staged pages with their CLEARED slots (unlocked) ---- */
 
 /* Every page staged with a CLEARED slot holding the same bytes: all trimmable. */
@@ -270,7 +303,7 @@ static int trimmable(struct race *x)
 		ret = hu_swap_in_all(x->c, 512);
 	if (!ret)
 		ret = vms_ph_move_all_to_staging(x->c->ph, NULL);
-	return ret;
+	return ret ? ret : hu_check(x->c);
 }
 
 static int trim_all(struct race *x, uint64_t *trimmed)
@@ -342,12 +375,51 @@ TEST_F(ph, swap_out_remove_during_write_reads_zero)
 	CHECK_RACE(&x, 1);
 }
 
+#define RUN 4 /* the swap-out chunk of the next test */
+
+/* A fault on every page of the first run [0, RUN). */
+static int op_fault_run(void *arg)
+{
+	struct race *x = arg;
+	uint64_t p;
+	int ret = 0;
+
+	for (p = 0; p < RUN && !ret; p++)
+		ret = vms_ph_fault(x->c->ph, x->c->u.fd,
+				   (uint64_t)(uintptr_t)hu_page(&x->c->g, 0, p));
+	return ret;
+}
+
+/*
+ * Every page of the run being written is faulted in meanwhile, so that run swaps
+ * nothing out: the call must go on to the next run rather than report 0 pages,
+ * which tells the caller that nothing is staged any more.
+ */
+TEST_F(ph, swap_out_run_emptied_by_faults_does_not_report_the_end)
+{
+	struct race x;
+	uint64_t n = 0;
+
+	race_init(&x, &self->c, VMS_PH_AT_SWAP_OUT_WRITTEN, op_fault_run);
+	x.page = 0;
+	ASSERT_EQ(0, setup(&x));
+	ASSERT_EQ(0, vms_ph_move_all_to_staging(self->c.ph, NULL));
+	ASSERT_EQ(0, vms_ph_swap_out(self->c.ph, RUN, &n));
+	ASSERT_EQ(RUN, n); /* the second run */
+	ASSERT_EQ(NPAGES - 2 * RUN, hu_metrics(self->c.ph).staging_pages);
+	ASSERT_EQ(0, hu_swap_out_all(self->c.ph, 512));
+	ASSERT_EQ(NPAGES - RUN, hu_metrics(self->c.ph).swap_pages);
+	CHECK_RACE(&x, 1);
+}
+
 /* ---- swap-in: read a run of slots (unlocked), copy what is still swapped ---- */
 
 static int swapped_out(struct race *x)
 {
 	int ret = vms_ph_move_all_to_staging(x->c->ph, NULL);
 
+	if (!ret)
+		ret = hu_check(x->c);
 	return ret ? ret : hu_swap_out_all(x->c->ph, 512);
 }
 
@@ -438,6 +510,35 @@ TEST_F(ph, fault_slot_truncated_during_read_is_not_an_error)
 	ASSERT_EQ(x.want[0], hu_page_tag(hu_page(&self->c.g, 0, 0)));
 	ASSERT_EQ(0, vms_ph_move_all_to_staging(self->c.ph, NULL));
 	ASSERT_EQ(0, fault_target(&x));
+	ASSERT_EQ(NPAGES - 1, hu_metrics(self->c.ph).swap_file_slots);
+	CHECK_RACE(&x, 1);
+}
+
+/*
+ * As above, but the swap-out that shrinks the file reuses no slot: the page it
+ * writes takes a lower free slot. Only the free of the top slot tells the fault
+ * that its short read is the race, not an I/O error.
+ */
+TEST_F(ph, fault_slot_freed_and_truncated_without_reuse_is_not_an_error)
+{
+	const uint64_t low = 3;
+	struct race x;
+	uint64_t a;
+
+	race_init(&x, &self->c, VMS_PH_AT_FAULT_READ, op_remove_swap_out);
+	x.page = NPAGES - 1; /* the top slot */
+	ASSERT_EQ(0, setup(&x));
+	ASSERT_EQ(0, swapped_out(&x));
+	/* Page 'low' removed (its slot free) and written again: staged, no slot. */
+	a = (uint64_t)(uintptr_t)hu_page(&self->c.g, 0, low);
+	ASSERT_EQ(0, vms_ph_remove(self->c.ph, a, a + vms_page_size()));
+	ASSERT_EQ(0, zap_page(&self->c, low));
+	x.want[low] = hu_tag(0, low, 3);
+	hu_fill(hu_alias_page(&self->c.g, 0, low), x.want[low]);
+	ASSERT_EQ(0, vms_ph_move_all_to_staging(self->c.ph, NULL));
+	ASSERT_EQ(1, hu_metrics(self->c.ph).staging_pages);
+	ASSERT_EQ(0, fault_target(&x));
+	/* 'low' went to its old slot, the top slot is gone and the file with it. */
 	ASSERT_EQ(NPAGES - 1, hu_metrics(self->c.ph).swap_file_slots);
 	CHECK_RACE(&x, 1);
 }

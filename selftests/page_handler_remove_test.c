@@ -25,13 +25,18 @@ static int remove_pages(struct hu_ctx *c, size_t region, uint64_t first, uint64_
 		       -errno : 0;
 }
 
-/* Remove, then wait until the loop applied it (the madvise returns on the read). */
+/*
+ * Remove, then wait until the loop applied it (the madvise returns on the read),
+ * and check the handler's invariants.
+ */
 static int remove_applied(struct hu_ctx *c, size_t region, uint64_t first, uint64_t n)
 {
 	uint64_t before = hu_loop_count(&c->loop.fs.removes);
 	int ret = remove_pages(c, region, first, n);
 
-	return ret ? ret : hu_loop_wait_removes(&c->loop, before + 1, HU_DEADLINE_MS);
+	if (!ret)
+		ret = hu_loop_wait_removes(&c->loop, before + 1, HU_DEADLINE_MS);
+	return ret ? ret : hu_check(c);
 }
 
 /* crosvm's handle_page_remove_success. */

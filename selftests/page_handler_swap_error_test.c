@@ -35,7 +35,7 @@ FIXTURE_SETUP(ph)
 
 FIXTURE_TEARDOWN(ph)
 {
-	hu_ctx_destroy(&self->c);
+	EXPECT_EQ(0, hu_ctx_destroy(&self->c));
 	if (self->mounted)
 		umount2(self->dir, MNT_DETACH);
 	if (self->dir[0])

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include <vmmswap/test_hooks.h>
 #include <vmmswap/uffd.h>
 
 #define NPAGES 8
@@ -245,6 +246,190 @@ TEST(probe_reports_offered_features)
 	ASSERT_EQ(0, ret);
 	EXPECT_TRUE(feat & UFFD_FEATURE_EVENT_REMOVE);
 	EXPECT_TRUE(ioctls & VMS_UFFD_IOCTL_BIT(_UFFDIO_API));
+}
+
+/*
+ * A newer kernel's answer, played through the answer hooks (test_hooks.h): bits
+ * this build does not know are ORed in, known ones taken out.
+ */
+#define UNKNOWN_FEATURE (1ULL << 47)
+#define UNKNOWN_API_IOCTL (1ULL << 40)
+#define UNKNOWN_RANGE_IOCTL (1ULL << 41)
+
+struct answer {
+	uint64_t add_features, drop_features;
+	uint64_t add_ioctls, drop_ioctls;	    /* UFFDIO_API's */
+	uint64_t add_range_ioctls, drop_range_ioctls; /* UFFDIO_REGISTER's */
+	int api_calls, reg_calls;
+};
+
+static void answer_api(void *arg, struct uffdio_api *api)
+{
+	struct answer *a = arg;
+
+	api->features = (api->features | a->add_features) & ~a->drop_features;
+	api->ioctls = (api->ioctls | a->add_ioctls) & ~a->drop_ioctls;
+	a->api_calls++;
+}
+
+static void answer_reg(void *arg, struct uffdio_register *reg)
+{
+	struct answer *a = arg;
+
+	reg->ioctls = (reg->ioctls | a->add_range_ioctls) & ~a->drop_range_ioctls;
+	a->reg_calls++;
+}
+
+/* The bits of mask that no entry of names has. */
+static uint64_t unknown_bits(const struct vms_uffd_bit_name *names, uint64_t mask)
+{
+	for (; names->name; names++)
+		mask &= ~names->bit;
+	return mask;
+}
+
+/* The lowest free fd: the same before and after a failed call means nothing leaked. */
+static int lowest_free_fd(void)
+{
+	int fd = dup(0);
+
+	if (fd >= 0)
+		close(fd);
+	return fd;
+}
+
+/*
+ * crosvm b/315578762: a kernel that offers features and ioctls this build does
+ * not know is accepted, the unknown bits are reported, and the uffd works.
+ */
+TEST_F(uffd, handshake_accepts_unknown_feature_and_ioctl_bits)
+{
+	struct answer a = { .add_features = UNKNOWN_FEATURE, .add_ioctls = UNKNOWN_API_IOCTL,
+			    .add_range_ioctls = UNKNOWN_RANGE_IOCTL };
+	const struct vms_uffd_answer_hooks h = { .api = answer_api, .reg = answer_reg, .arg = &a };
+	uint64_t feat = UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_MISSING_SHMEM, offered = 0;
+	uint64_t ioctls = 0, range = 0, done = 0;
+	struct vms_uffd u = { .fd = -1 };
+	char *p;
+	int ret;
+
+	/* Unknown to this build indeed. */
+	ASSERT_EQ(UNKNOWN_FEATURE, unknown_bits(vms_uffd_feature_names, UNKNOWN_FEATURE));
+	ASSERT_EQ(UNKNOWN_API_IOCTL | UNKNOWN_RANGE_IOCTL,
+		  unknown_bits(vms_uffd_ioctl_names, UNKNOWN_API_IOCTL | UNKNOWN_RANGE_IOCTL));
+	vms_uffd_set_answer_hooks(&h);
+	ret = vms_uffd_create(&u, feat, 0);
+	EXPECT_EQ(0, vms_uffd_probe(0, &offered, &ioctls));
+	vms_uffd_set_answer_hooks(NULL);
+	ASSERT_EQ(0, ret);
+	EXPECT_EQ(2, a.api_calls);
+	EXPECT_EQ(feat, u.features);
+	EXPECT_TRUE(u.offered_features & UNKNOWN_FEATURE);
+	EXPECT_EQ(feat, u.offered_features & feat);
+	EXPECT_TRUE(u.ioctls & UNKNOWN_API_IOCTL);
+	EXPECT_EQ(VMS_UFFD_API_IOCTLS, u.ioctls & VMS_UFFD_API_IOCTLS);
+	EXPECT_TRUE(offered & UNKNOWN_FEATURE);
+	EXPECT_TRUE(ioctls & UNKNOWN_API_IOCTL);
+
+	/*
+	 * A registration whose answer has an unknown bit too, then a fill through
+	 * it: a mapping of its own (the fixture's area is registered already).
+	 */
+	p = mmap(NULL, self->ps, PROT_READ | PROT_WRITE, MAP_SHARED, self->memfd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	vms_uffd_set_answer_hooks(&h);
+	ret = vms_uffd_register(u.fd, (uintptr_t)p, self->ps, UFFDIO_REGISTER_MODE_MISSING,
+				VMS_UFFD_MISSING_IOCTLS, &range);
+	vms_uffd_set_answer_hooks(NULL);
+	ASSERT_EQ(0, ret);
+	EXPECT_EQ(1, a.reg_calls);
+	EXPECT_TRUE(range & UNKNOWN_RANGE_IOCTL);
+	EXPECT_EQ(VMS_UFFD_MISSING_IOCTLS, range & VMS_UFFD_MISSING_IOCTLS);
+	EXPECT_EQ(0, vms_uffd_zeropage(u.fd, (uintptr_t)p, self->ps, 0, &done));
+	EXPECT_EQ(self->ps, done);
+	EXPECT_EQ(0, p[0]);
+	munmap(p, self->ps);
+	vms_uffd_close(&u);
+}
+
+/* The known bits the caller needs are still required: a requested feature ... */
+TEST(handshake_requires_every_requested_feature)
+{
+	struct answer a = { .add_features = UNKNOWN_FEATURE,
+			    .drop_features = UFFD_FEATURE_EVENT_REMOVE };
+	const struct vms_uffd_answer_hooks h = { .api = answer_api, .arg = &a };
+	struct vms_uffd u = { .fd = -1 };
+	int fd, ret, ret0;
+
+	ret = vms_uffd_probe(0, NULL, NULL);
+	if (ret == -EPERM || ret == -EACCES)
+		SKIP(return, "cannot create a userfaultfd: %s", strerror(-ret));
+	fd = lowest_free_fd();
+	vms_uffd_set_answer_hooks(&h);
+	ret = vms_uffd_create(&u, UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_MISSING_SHMEM, 0);
+	/* One that was not requested may be missing. */
+	ret0 = vms_uffd_probe(0, NULL, NULL);
+	vms_uffd_set_answer_hooks(NULL);
+	EXPECT_EQ(-EOPNOTSUPP, ret);
+	EXPECT_EQ(-1, u.fd);
+	EXPECT_EQ(fd, lowest_free_fd());
+	EXPECT_EQ(0, ret0);
+	EXPECT_EQ(2, a.api_calls);
+}
+
+/* ... and UFFDIO_REGISTER and UFFDIO_UNREGISTER on the uffd, whatever else is offered. */
+TEST(handshake_requires_register_and_unregister)
+{
+	static const uint64_t need[] = { VMS_UFFD_IOCTL_BIT(_UFFDIO_REGISTER),
+					 VMS_UFFD_IOCTL_BIT(_UFFDIO_UNREGISTER) };
+	struct vms_uffd u = { .fd = -1 };
+	int fd, ret;
+	size_t i;
+
+	ret = vms_uffd_probe(0, NULL, NULL);
+	if (ret == -EPERM || ret == -EACCES)
+		SKIP(return, "cannot create a userfaultfd: %s", strerror(-ret));
+	for (i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+		struct answer a = { .add_ioctls = UNKNOWN_API_IOCTL, .drop_ioctls = need[i] };
+		const struct vms_uffd_answer_hooks h = { .api = answer_api, .arg = &a };
+
+		fd = lowest_free_fd();
+		vms_uffd_set_answer_hooks(&h);
+		ret = vms_uffd_create(&u, 0, 0);
+		vms_uffd_set_answer_hooks(NULL);
+		EXPECT_EQ(-EOPNOTSUPP, ret)
+			TH_LOG("ioctl bit %#llx withheld", (unsigned long long)need[i]);
+		EXPECT_EQ(-1, u.fd);
+		EXPECT_EQ(fd, lowest_free_fd());
+	}
+}
+
+/* A range answer with unknown bits but without a needed ioctl is refused and undone. */
+TEST_F(uffd, register_requires_needed_ioctls_despite_unknown_bits)
+{
+	struct answer a = { .add_range_ioctls = UNKNOWN_RANGE_IOCTL,
+			    .drop_range_ioctls = VMS_UFFD_IOCTL_BIT(_UFFDIO_ZEROPAGE) };
+	const struct vms_uffd_answer_hooks h = { .reg = answer_reg, .arg = &a };
+	struct vms_uffd other;
+	uint64_t range = 0;
+	char *p;
+	int ret;
+
+	p = mmap(NULL, self->ps, PROT_READ | PROT_WRITE, MAP_SHARED, self->memfd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	vms_uffd_set_answer_hooks(&h);
+	ret = vms_uffd_register(self->u.fd, (uintptr_t)p, self->ps, UFFDIO_REGISTER_MODE_MISSING,
+				VMS_UFFD_MISSING_IOCTLS, &range);
+	vms_uffd_set_answer_hooks(NULL);
+	EXPECT_EQ(-EOPNOTSUPP, ret);
+	EXPECT_EQ(0, range);
+	EXPECT_EQ(1, a.reg_calls);
+	/* Undone: another uffd may register the range. */
+	ASSERT_EQ(0, vms_uffd_create(&other, 0, 0));
+	EXPECT_EQ(0, vms_uffd_register(other.fd, (uintptr_t)p, self->ps,
+				       UFFDIO_REGISTER_MODE_MISSING, VMS_UFFD_MISSING_IOCTLS, NULL));
+	vms_uffd_close(&other);
+	munmap(p, self->ps);
 }
 
 /* A registration lacking a needed ioctl is undone: the range stays free for others. */

@@ -215,6 +215,7 @@ int hu_loop_start(struct hu_loop *l, struct vms_page_handler *ph, int uffd)
 int hu_loop_stop(struct hu_loop *l)
 {
 	uint64_t one = 1;
+	int ret;
 
 	if (!l->started)
 		return __atomic_load_n(&l->err, __ATOMIC_RELAXED);
@@ -224,7 +225,9 @@ int hu_loop_stop(struct hu_loop *l)
 	close(l->stop_fd);
 	vms_fs_destroy(&l->fs);
 	l->started = false;
-	return __atomic_load_n(&l->err, __ATOMIC_RELAXED);
+	ret = __atomic_load_n(&l->err, __ATOMIC_RELAXED);
+	/* No fault in flight any more: the state the loop left must be consistent. */
+	return ret ? ret : hu_check_ph(l->ph);
 }
 
 /* ---- patterns ---- */
@@ -385,13 +388,13 @@ int hu_wait_readable(int fd, int deadline_ms)
 	}
 }
 
-static bool stat_sleeping(pid_t tid)
+static bool stat_sleeping(pid_t pid, pid_t tid)
 {
 	char path[64], buf[512], *p;
 	ssize_t n;
 	int fd;
 
-	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return false;
@@ -406,10 +409,15 @@ static bool stat_sleeping(pid_t tid)
 
 int hu_wait_blocked(pid_t tid, int deadline_ms)
 {
+	return hu_wait_task_blocked(getpid(), tid, deadline_ms);
+}
+
+int hu_wait_task_blocked(pid_t pid, pid_t tid, int deadline_ms)
+{
 	uint64_t end = hu_now_ms() + (uint64_t)deadline_ms;
 	char path[64], buf[512];
 
-	snprintf(path, sizeof(path), "/proc/self/task/%d/wchan", (int)tid);
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", (int)pid, (int)tid);
 	while (hu_now_ms() < end) {
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
 		ssize_t n = -1;
@@ -422,7 +430,7 @@ int hu_wait_blocked(pid_t tid, int deadline_ms)
 			buf[n] = '\0';
 			if (strstr(buf, "userfault"))
 				return 0;
-			if (!strcmp(buf, "0") && stat_sleeping(tid))
+			if (!strcmp(buf, "0") && stat_sleeping(pid, tid))
 				return 0; /* wchan hidden: sleeping is the best we can see */
 		}
 		sched_yield();
@@ -459,13 +467,18 @@ int hu_ctx_init(struct hu_ctx *c, const uint64_t *region_pages, size_t nregions,
 	return ret;
 }
 
-void hu_ctx_destroy(struct hu_ctx *c)
+int hu_ctx_destroy(struct hu_ctx *c)
 {
-	hu_loop_stop(&c->loop);
+	int ret = hu_loop_stop(&c->loop);
+
+	/* Also when there was no loop, or the test stopped it before its last step. */
+	if (!ret)
+		ret = hu_check(c);
 	vms_ph_destroy(c->ph);
 	c->ph = NULL;
 	vms_uffd_close(&c->u);
 	hu_guest_destroy(&c->g);
+	return ret;
 }
 
 int hu_loop_wait_removes(const struct hu_loop *l, uint64_t n, int deadline_ms)
@@ -482,11 +495,38 @@ int hu_loop_wait_removes(const struct hu_loop *l, uint64_t n, int deadline_ms)
 
 /* ---- shared test steps ---- */
 
+int hu_check_ph(struct vms_page_handler *ph)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static char last[256]; /* a test polling the metrics repeats the same reason */
+	char why[sizeof(last)];
+	int ret;
+
+	if (!ph)
+		return 0;
+	ret = vms_ph_check(ph, why, sizeof(why));
+	if (!ret)
+		return 0;
+	pthread_mutex_lock(&lock);
+	if (strcmp(why, last)) {
+		fprintf(stderr, "# vms_ph_check: %s\n", why);
+		strcpy(last, why);
+	}
+	pthread_mutex_unlock(&lock);
+	return ret;
+}
+
+int hu_check(struct hu_ctx *c)
+{
+	return hu_check_ph(c->ph);
+}
+
 struct vms_ph_metrics hu_metrics(struct vms_page_handler *ph)
 {
 	struct vms_ph_metrics m;
 
-	if (vms_ph_metrics(ph, &m))
+	/* Every look at the metrics is also a look at the invariants. */
+	if (hu_check_ph(ph) || vms_ph_metrics(ph, &m))
 		memset(&m, 0xff, sizeof(m));
 	return m;
 }
@@ -508,7 +548,7 @@ int hu_swap_out_all(struct vms_page_handler *ph, uint64_t chunk)
 	do
 		ret = vms_ph_swap_out(ph, chunk, &n);
 	while (!ret && n);
-	return ret;
+	return ret ? ret : hu_check_ph(ph);
 }
 
 int hu_swap_in_all(struct hu_ctx *c, uint64_t chunk)
@@ -528,6 +568,9 @@ int hu_swap_in_all(struct hu_ctx *c, uint64_t chunk)
 		if (n)
 			continue;
 		/* "Nothing filled" must mean "nothing left": a caller stops here. */
+		ret = hu_check(c);
+		if (ret)
+			return ret;
 		m = hu_metrics(c->ph);
 		return m.staging_pages || m.swap_pages ? -EPROTO : 0;
 	}

@@ -87,7 +87,10 @@ struct hu_loop {
 };
 
 int hu_loop_start(struct hu_loop *l, struct vms_page_handler *ph, int uffd);
-/* Stop and join; returns the loop's first error (0 if none). Idempotent. */
+/*
+ * Stop and join; returns the loop's first error, else hu_check_ph() of its
+ * handler (0 if none). Idempotent.
+ */
 int hu_loop_stop(struct hu_loop *l);
 /*
  * A madvise(MADV_REMOVE) returns once the loop has *read* the event; wait until it
@@ -149,6 +152,8 @@ void *hu_do_remove(void *arg);
 
 /* Wait until thread tid sleeps in a userfault (wchan), or at least sleeps. */
 int hu_wait_blocked(pid_t tid, int deadline_ms);
+/* The same for thread tid of another process pid. */
+int hu_wait_task_blocked(pid_t pid, pid_t tid, int deadline_ms);
 /* Wait until fd is readable (POLLIN). */
 int hu_wait_readable(int fd, int deadline_ms);
 
@@ -190,7 +195,12 @@ int hu_ctx_uffd(struct hu_ctx *c);
 /* Guest memory, registration, handler (swap file in dir) and, if 'loop', the loop. */
 int hu_ctx_init(struct hu_ctx *c, const uint64_t *region_pages, size_t nregions,
 		unsigned int flags, const char *dir, bool loop);
-void hu_ctx_destroy(struct hu_ctx *c);
+/*
+ * Stop the loop and tear everything down. Returns hu_loop_stop()'s error, else
+ * hu_check() of the handler before it is destroyed: the fixture's teardown fails
+ * the test on either.
+ */
+int hu_ctx_destroy(struct hu_ctx *c);
 
 /*
  * The fixture every handler test file shares: a struct hu_ctx (self->c) whose uffd
@@ -221,20 +231,37 @@ void hu_ctx_destroy(struct hu_ctx *c);
 	}                                                                            \
 	FIXTURE_TEARDOWN(name)                                                       \
 	{                                                                            \
-		hu_ctx_destroy(&self->c);                                            \
+		EXPECT_EQ(0, hu_ctx_destroy(&self->c));                              \
 	}
 
-/* vms_ph_metrics(), with every field all-ones if it failed (no test expects that). */
+/*
+ * The consistency check after every step: vms_ph_check() (test_hooks.h), its
+ * reason printed on stderr. 0, -EPROTO or the errno that stopped it. Takes the
+ * job lock: not from a race hook that runs with it held. hu_check(c) checks c->ph
+ * (0 if there is none yet); the helpers below call it too.
+ */
+int hu_check_ph(struct vms_page_handler *ph);
+int hu_check(struct hu_ctx *c);
+
+/*
+ * vms_ph_metrics(), after hu_check_ph(): every field all-ones if either failed
+ * (no test expects that), so every test that looks at the metrics after a step
+ * also checks the handler's invariants there.
+ */
 struct vms_ph_metrics hu_metrics(struct vms_page_handler *ph);
 /* Write pages [first, first + n) of a region through the alias with hu_tag(.., gen). */
 void hu_tag_pages(struct hu_ctx *c, size_t region, uint64_t first, uint64_t n,
 		  unsigned int gen);
-/* vms_ph_swap_out() in chunks of 'chunk' pages until it reports nothing staged. */
+/*
+ * vms_ph_swap_out() in chunks of 'chunk' pages until it reports nothing staged,
+ * then hu_check_ph().
+ */
 int hu_swap_out_all(struct vms_page_handler *ph, uint64_t chunk);
 /*
  * vms_ph_swap_in() in chunks until it fills nothing; -EAGAIN (a REMOVE pending,
  * which c's loop will read) is retried until HU_DEADLINE_MS. Also checks the
- * contract of a 0-page chunk: -EPROTO if pages are still staged or swapped then.
+ * contract of a 0-page chunk: -EPROTO if pages are still staged or swapped then,
+ * and hu_check() at the end.
  */
 int hu_swap_in_all(struct hu_ctx *c, uint64_t chunk);
 

@@ -6,14 +6,17 @@
  * Contract:
  *  - No policy: every function does one kernel operation (plus the retries the
  *    kernel's interface needs) and returns 0 or a negative errno. Nothing here
- *    exits, aborts, logs or keeps global state.
+ *    exits, aborts, logs or keeps global state (but for the test-only answer
+ *    hooks of test_hooks.h, unset unless a test sets them).
  *  - The fill operations (copy, zeropage, continue, poison, move) report in *done
  *    how many bytes the kernel actually filled, also when they fail, decoding the
  *    kernel's output field: a positive count, or 0 / a negative errno for "nothing
  *    done" (kernels before 6.15 leave the field unwritten on an early -EAGAIN; later
  *    ones store -EAGAIN there). A partial fill never reports more than was done.
  *  - Unknown bits in the kernel's returned feature and ioctl masks are kept, never
- *    rejected: newer kernels add bits (crosvm broke on 6.6 that way).
+ *    rejected: newer kernels add bits (crosvm broke on 6.6 that way, b/315578762).
+ *    Only the known bits the caller needs are required: the requested features
+ *    and VMS_UFFD_API_IOCTLS from the handshake, need_ioctls from a registration.
  *  - Every fd is created O_CLOEXEC | O_NONBLOCK: a blocking uffd reports POLLERR to
  *    poll/epoll, which would make an event loop spin.
  */
@@ -27,6 +30,10 @@
 
 /* Bit for an ioctl in the 'ioctls' masks returned by UFFDIO_API / UFFDIO_REGISTER. */
 #define VMS_UFFD_IOCTL_BIT(nr) (1ULL << (nr))
+
+/* The ioctls the layer itself uses on a uffd: the handshake must offer them. */
+#define VMS_UFFD_API_IOCTLS \
+	(VMS_UFFD_IOCTL_BIT(_UFFDIO_REGISTER) | VMS_UFFD_IOCTL_BIT(_UFFDIO_UNREGISTER))
 
 /* The ioctls the swap design needs on a MISSING-mode range. */
 #define VMS_UFFD_MISSING_IOCTLS                                                    \
@@ -61,8 +68,10 @@ int vms_uffd_new(unsigned int flags, int *fd_out, enum vms_uffd_origin *origin_o
 
 /*
  * UFFDIO_API on a fresh uffd, requesting exactly 'features'. Fills the offered
- * features and ioctls (either pointer may be NULL). -EINVAL: the kernel refused a
- * requested feature, or the handshake was already done on this fd.
+ * features and ioctls, unknown bits included (either pointer may be NULL).
+ * -EINVAL: the kernel refused a requested feature, or the handshake was already
+ * done on this fd. -EOPNOTSUPP: the kernel accepted, but its answer lacks a
+ * requested feature or a bit of VMS_UFFD_API_IOCTLS (nothing is filled).
  */
 int vms_uffd_api(int fd, uint64_t features, uint64_t *offered_out, uint64_t *ioctls_out);
 
