@@ -199,6 +199,50 @@ kernel-matrix-report:
 	@tools/kernel_matrix.sh --report-only
 # ---- end of kernel matrix ----
 
+# ---- LAVA jobs (see tools/lava/README.md) ----
+# 'make lava-jobs' writes one LAVA job definition per kernel of KERNELS into build/lava/
+# (qemu device type; artefacts in build/lava/artefacts/, found at LAVA_ARTEFACT_URL,
+# default file:// paths). 'make lava-matrix' also runs each job here with Debian's
+# lava-dispatcher (lava-run; installed on demand) and prints the kernel matrix from
+# LAVA's logs (build/lava/matrix.txt). Not part of 'check': minutes per kernel.
+#   make lava-jobs KERNELS="debian-6.1 debian-6.12" LAVA_ARTEFACT_URL=https://host/dir
+LAVA_ARTEFACT_URL ?=
+.PHONY: lava-jobs lava-matrix
+lava-jobs: kernel-matrix-progs
+	@tools/lava/run.sh --jobs-only --kernels "$(KERNELS)" $(KM_FLAGS) \
+		$(if $(LAVA_ARTEFACT_URL),--url "$(LAVA_ARTEFACT_URL)")
+
+lava-matrix: kernel-matrix-progs
+	@tools/lava/run.sh --kernels "$(KERNELS)" $(KM_FLAGS)
+# ---- end of LAVA jobs ----
+
+# ---- mutation testing (see tools/mutation.sh, fixtures/mutations/README.md) ----
+# 'make mutation' seeds each bug of fixtures/mutations/ref/*.patch, one at a time,
+# into a scratch copy of the tree (build/mutation/src), builds it and runs the
+# selftests the patch names, then the others; prints caught/missed per mutant and
+# "caught N of M". Minutes; not part of 'check', which only checks that every patch
+# still applies (tools/mutation.sh --check).
+#   make mutation MUTATION_FLAGS="--vmtests"     also the KVM scenarios for a miss
+#   make mutation MUTANTS="003 swap-in"          only patches whose name matches
+MUTATION_FLAGS ?=
+MUTANTS ?=
+.PHONY: mutation
+mutation: deps
+	@tools/mutation.sh $(MUTATION_FLAGS) $(MUTANTS)
+# ---- end of mutation testing ----
+
+# ---- docs (see tools/docs.sh, ref/CONTRACT.md, ref/TOUR.md) ----
+# 'make docs' draws ref/pictures/ from the code's own tables: the swap state machine
+# (tools/vms_sm_dump --dot) and the page-state transitions (tools/vms_page_dump
+# --dot), as .dot sources, SVG and PNG, installing Debian's graphviz when 'dot' is
+# missing. Commit all three; 'make check' compares the .dot sources with what the
+# tools print (item docs_up_to_date) and checks every contract citation.
+.PHONY: docs
+docs: deps
+	@$(MAKE) --no-print-directory $(O)/tools/vms_sm_dump $(O)/tools/vms_page_dump
+	@tools/docs.sh --build $(O)
+# ---- end of docs ----
+
 # The README's test command: everything, plain and under ASan+UBSan.
 check: deps
 	@$(MAKE) --no-print-directory all

@@ -3,18 +3,26 @@
  * controller_test.c - crosvm's controller tests (spec 7.1) against the C controller:
  * launch a real monitor, drive enable / swap-out / trim / disable / exit, and check
  * the transition records (crosvm's exact page counts) and every page's contents.
- * Plus registration of device processes that died (register/unregister skip them).
+ * Plus registration of device processes that died (register/unregister skip them,
+ * also one that dies while the Enable is queued) and kernel-mode accesses to
+ * swapped pages.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
 
 #include <vmmswap/controller.h>
+#include <vmmswap/pagesize.h>
 #include <vmmswap/status.h>
 
 #include "lib/ctl_util.h"
@@ -298,6 +306,113 @@ TEST_F(ctl, unregister_skips_dead_process)
 	ASSERT_EQ(0, out_expect(self->ctl, 1542));
 	ASSERT_EQ(0, disable_expect(self->ctl, 1542));
 	ASSERT_EQ(-1, cu_check(&self->g, &self->e));
+	ASSERT_EQ(0, exit_and_check(&self->ctl, &self->g, &self->e));
+}
+
+/* The state letter of /proc/PID/stat ('?' if unreadable). */
+static char proc_state(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return '?';
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return '?';
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : '?';
+}
+
+struct enabler {
+	struct vms_controller *ctl;
+	struct vms_reply r;
+	int ret;
+};
+
+static void *do_enable(void *arg)
+{
+	struct enabler *en = arg;
+
+	en->ret = vms_controller_enable(en->ctl, &en->r);
+	return NULL;
+}
+
+/*
+ * The narrow case the pidfd does not cover: a device dies after Enable was sent
+ * and before the monitor read it, so the monitor finds it dead only when it
+ * registers it (ENOMEM: the mm is gone). The enable must still succeed without
+ * it. The monitor is stopped while the Enable waits in its socket and the device
+ * is killed; it then reads the Enable before the pidfd's exit event.
+ */
+TEST_F(ctl, device_dying_while_enable_is_queued_does_not_fail_it)
+{
+	struct enabler en = { .ctl = self->ctl };
+	pid_t mon = vms_controller_monitor_pid(self->ctl);
+	uint64_t end;
+	struct device d;
+	pthread_t t;
+	int st, queued = 0;
+
+	cu_write_crosvm_data(&self->g, &self->e);
+	ASSERT_EQ(0, start_device(self->ctl, &d));
+	ASSERT_EQ(0, kill(mon, SIGSTOP));
+	for (end = cu_now_ms() + CU_DEADLINE_MS; proc_state(mon) != 'T' && cu_now_ms() < end;)
+		usleep(1000);
+	ASSERT_EQ('T', proc_state(mon));
+	ASSERT_EQ(0, pthread_create(&t, NULL, do_enable, &en));
+	/* The freezer has stopped the device once the Enable is in the socket. */
+	for (end = cu_now_ms() + CU_DEADLINE_MS; !queued && cu_now_ms() < end;) {
+		ASSERT_EQ(0, ioctl(vms_controller_command_fd(self->ctl), SIOCOUTQ, &queued));
+		if (!queued)
+			usleep(1000);
+	}
+	ASSERT_NE(0, queued);
+	ASSERT_EQ(0, kill(d.pid, SIGKILL));
+	ASSERT_EQ(d.pid, waitpid(d.pid, &st, 0));
+	close(d.rd);
+	close(d.wr);
+	ASSERT_EQ(0, kill(mon, SIGCONT));
+	ASSERT_EQ(0, pthread_join(t, NULL));
+	ASSERT_EQ(0, cu_accepted(en.ret, &en.r));
+	ASSERT_EQ(0, disable_expect(self->ctl, 1542));
+	ASSERT_EQ(0, exit_and_check(&self->ctl, &self->g, &self->e));
+}
+
+/*
+ * Kernel-mode accesses to guest memory (a VMM's device writing a guest buffer to
+ * a file or reading one into it with a syscall) fault like the guest's own: the
+ * monitor must serve them. A VMM uffd created with UFFD_USER_MODE_ONLY would make
+ * them fail with EFAULT instead (anchors pain point 14).
+ */
+TEST_F(ctl, kernel_mode_accesses_to_swapped_pages_are_served)
+{
+	uint64_t ps = vms_page_size();
+	uint8_t *buf = malloc(ps);
+	int p[2];
+
+	ASSERT_NE(NULL, buf);
+	cu_write_crosvm_data(&self->g, &self->e);
+	ASSERT_EQ(0, cu_enable_swap_out(self->ctl, false));
+	ASSERT_EQ(0, pipe(p));
+	/* The kernel reads a swapped page (region 0, page 1 holds 2)... */
+	ASSERT_EQ((ssize_t)ps, write(p[1], cu_page(&self->g, 0, 1), ps));
+	ASSERT_EQ((ssize_t)ps, read(p[0], buf, ps));
+	ASSERT_TRUE(cu_page_is(buf, 2));
+	/* ... and writes into one (region 1, page 20 held 8). */
+	memset(buf, 0xab, ps);
+	ASSERT_EQ((ssize_t)ps, write(p[1], buf, ps));
+	ASSERT_EQ((ssize_t)ps, read(p[0], cu_page(&self->g, 1, 20), ps));
+	cu_expect_page(&self->e, 1, 20, 0xab);
+	close(p[0]);
+	close(p[1]);
+	free(buf);
+	ASSERT_EQ(0, disable_expect(self->ctl, 1540)); /* all but the two pages */
 	ASSERT_EQ(0, exit_and_check(&self->ctl, &self->g, &self->e));
 }
 

@@ -126,6 +126,46 @@ for v in "${variants[@]}"; do
 	[ "$v" != san ] || run_fuzz_replay "$v"
 done
 
+# The seeded bugs of 'make mutation' (fixtures/mutations/) must keep applying to
+# the tree as it changes: one test, naming every patch that no longer applies.
+run_mutation_patches() {
+	local out="build/mutation-patches.txt"
+	[ -z "${VMS_CHECK_FILTER:-}" ] || [[ mutation_patches =~ $VMS_CHECK_FILTER ]] || return 0
+	ls fixtures/mutations/ref/*.patch >/dev/null 2>&1 || return 0
+	echo "# ===== mutation_patches"
+	if tools/mutation.sh --check >"$out" 2>&1; then
+		tail -n 1 "$out"
+		echo "ok - mutation_patches"
+		passed=$((passed + 1))
+	else
+		cat "$out"
+		echo "not ok - mutation_patches"
+		failed=$((failed + 1))
+		failures+=("mutation_patches")
+	fi
+}
+run_mutation_patches
+
+# The pictures' committed Graphviz sources (ref/pictures/*.dot) must be what the
+# tools print now, and every "spec N.M" citation must name a section of
+# ref/CONTRACT.md (tools/docs.sh --check): one test.
+run_docs_check() {
+	local out="build/docs-check.txt"
+	[ -z "${VMS_CHECK_FILTER:-}" ] || [[ docs_up_to_date =~ $VMS_CHECK_FILTER ]] || return 0
+	echo "# ===== docs_up_to_date"
+	if tools/docs.sh --check --build "build/${variants[0]}" >"$out" 2>&1; then
+		tail -n 1 "$out"
+		echo "ok - docs_up_to_date"
+		passed=$((passed + 1))
+	else
+		cat "$out"
+		echo "not ok - docs_up_to_date"
+		failed=$((failed + 1))
+		failures+=("docs_up_to_date")
+	fi
+}
+run_docs_check
+
 # The KVM guest scenarios (pytest drives C programs; only the non-slow set here),
 # once per build variant, so the sanitizers also watch the VMM and the monitor.
 run_vmtests() {

@@ -35,6 +35,8 @@
  * against a pidfd of the VMM, so the death of the launching thread alone does not
  * count). If the monitor dies, every call fails within the reply timeout at the
  * latest (normally at once, with -EPIPE/-ECONNRESET).
+ *
+ * The whole behaviour, command by command and state by state: ref/CONTRACT.md.
  */
 #ifndef VMMSWAP_CONTROLLER_H
 #define VMMSWAP_CONTROLLER_H

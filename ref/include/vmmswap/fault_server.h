@@ -24,6 +24,7 @@
  *
  * Threads: one thread serves a given server at a time (the caller's event loop);
  * the counters may be read from any thread with __atomic loads.
+ * Why the order matters: contract 3.10 and 5.6.3 (ref/CONTRACT.md), ref/TOUR.md race 2.
  */
 #ifndef VMMSWAP_FAULT_SERVER_H
 #define VMMSWAP_FAULT_SERVER_H

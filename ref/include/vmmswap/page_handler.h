@@ -68,6 +68,9 @@
  * readable; EAGAIN is an expected outcome, not a crash; remove, trim and the run
  * queries cost O(pages staged or swapped), not O(guest pages); metrics are one
  * snapshot; the hugepage batching is aligned on memfd offsets, not addresses.
+ *
+ * Read with ref/CONTRACT.md (contract 3) and ref/TOUR.md, which follows one page
+ * through every operation above, and the races between them.
  */
 #ifndef VMMSWAP_PAGE_HANDLER_H
 #define VMMSWAP_PAGE_HANDLER_H

@@ -26,6 +26,8 @@
  * pages / 4096), not O(guest pages).
  *
  * Not thread-safe: the owner (the page handler) serialises access with its mutex.
+ * The kinds of page S and F make and every transition between them: contract 3.1
+ * (ref/CONTRACT.md), the table in ref/page_transitions.c, and ref/TOUR.md.
  */
 #ifndef VMMSWAP_PAGE_STATE_H
 #define VMMSWAP_PAGE_STATE_H

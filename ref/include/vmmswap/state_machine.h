@@ -18,6 +18,8 @@
  * that one of these tables did not give it. "Ready" stands for crosvm's whole
  * disabled loop. Status, Info and ProcessForked are answered in every state
  * without a table lookup.
+ * Explained in ref/CONTRACT.md (contract 2.3, 2.4); drawn in
+ * ref/pictures/state_machine.svg by 'make docs'.
  */
 #ifndef VMMSWAP_STATE_MACHINE_H
 #define VMMSWAP_STATE_MACHINE_H

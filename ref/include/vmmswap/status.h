@@ -13,6 +13,7 @@
  *    {"state":"Pending","metrics":{"resident_pages":0,...,"swap_pages":0},
  *     "state_transition":{"pages":1542,"time_ms":17}}
  *  - Everything here is pure (no I/O, no globals) and thread-safe.
+ * What each field means: contract 1.6, 2.7, 3.9 (ref/CONTRACT.md).
  */
 #ifndef VMMSWAP_STATUS_H
 #define VMMSWAP_STATUS_H
