@@ -41,7 +41,7 @@ O := build/$(VARIANT)
 CPPFLAGS := -D_GNU_SOURCE -Iref/include -Iref -Itools -isystem $(DEPS)/uapi -isystem $(DEPS)/kselftest
 CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -pthread -MMD -MP $(SANFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS := -pthread $(SANFLAGS)
-LDLIBS := -lcap
+LDLIBS := -lcap -lseccomp
 
 LIB_SRCS := $(wildcard ref/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(O)/%.o)

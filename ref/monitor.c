@@ -130,7 +130,11 @@ static int setup(struct vms_monitor *m)
 		return ret;
 	m->cmd_open = true;
 	pin_fault_thread(m);
-	return vms_mon_add_uffd(m, c->main_uffd, -1, NULL);
+	ret = vms_mon_add_uffd(m, c->main_uffd, -1, NULL);
+	if (ret || (c->flags & VMS_CTL_NO_SANDBOX))
+		return ret;
+	/* Last: from here on the monitor can only do what it needs (monitor_sandbox.c). */
+	return vms_mon_sandbox();
 }
 
 static bool vmm_gone(struct vms_monitor *m)

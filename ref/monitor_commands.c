@@ -4,12 +4,14 @@
  * (state_machine.h) carried out, the replies, and the end of each job.
  */
 #include <errno.h>
+#include <sys/socket.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
 #include <vmmswap/clock.h>
 #include <vmmswap/log.h>
 #include <vmmswap/state_machine.h>
+#include <vmmswap/test_hooks.h>
 
 #include "monitor_internal.h"
 
@@ -308,6 +310,8 @@ void vms_mon_handle_commands(struct vms_monitor *m)
 					       .new_state = m->state };
 			struct vms_monitor_info info;
 
+			if (m->cfg->flags & VMS_CTL_TEST_SANDBOX_PROBE)
+				(void)socket(AF_INET, SOCK_STREAM, 0); /* not allowed */
 			vms_mon_fill_info(m, &info);
 			ret = vms_proto_send_info_reply(c.reply_fd, &r, &info);
 			if (ret)

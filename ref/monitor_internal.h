@@ -89,6 +89,9 @@ struct vms_monitor {
 	pthread_mutex_t gate; /* swap-in chunk vs reading REMOVE events (handle_uffd) */
 };
 
+/* monitor_sandbox.c */
+int vms_mon_sandbox(void);
+
 /* monitor_uffd_list.c */
 int vms_mon_ep_add(struct vms_monitor *m, int fd, uint64_t token);
 int vms_mon_add_uffd(struct vms_monitor *m, int fd, int pidfd, size_t *idx_out);

@@ -4,8 +4,9 @@
  * (every call fails fast), the VMM killed (the monitor exits, no orphan), exit while
  * Active (the VMM keeps every page), device processes registering while enabled and
  * dying during swap-in, malformed messages (error reply, nothing changes), the swap
- * file (unnamed, gone with the monitor), the monitor's privileges, and Failed with
- * its recovery after a real ENOSPC (a full small tmpfs; needs CAP_SYS_ADMIN).
+ * file (unnamed, gone with the monitor), the monitor's privileges, Failed with
+ * its recovery after a real ENOSPC (a full small tmpfs; needs CAP_SYS_ADMIN), and
+ * an Enable that cannot create the swap file (answered, recoverable).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -17,6 +18,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -131,6 +133,37 @@ TEST(vmm_killed_monitor_exits)
 	ASSERT_EQ(vmm, waitpid(vmm, &st, 0));
 	ASSERT_EQ(0, cu_wait_pid_exit(mon, 5000));
 	ASSERT_EQ(mon, waitpid(mon, &st, 0));
+}
+
+/*
+ * crosvm spec 9.1: when the monitor cannot create the page handler (here: the swap
+ * directory is gone), Enable still gets an answer, FAILED with the reason, at
+ * once; nothing changed (Ready, every page resident); and the next Enable works
+ * once the directory is back.
+ */
+TEST_F(life, enable_without_swap_dir_fails_and_the_next_one_works)
+{
+	struct vms_swap_status st;
+	struct vms_reply r;
+	uint64_t t0;
+
+	cu_quiet_log();
+	ASSERT_EQ(0, rmdir(self->dir));
+	t0 = cu_now_ms();
+	ASSERT_EQ(0, vms_controller_enable(self->ctl, &r));
+	ASSERT_LT(cu_now_ms() - t0, 5000);
+	ASSERT_EQ(VMS_REPLY_FAILED, r.result);
+	ASSERT_EQ(-ENOENT, r.err);
+	ASSERT_EQ(VMS_SWAP_READY, r.new_state);
+	ASSERT_EQ(0, vms_controller_status(self->ctl, &st));
+	ASSERT_EQ(VMS_SWAP_READY, st.state);
+	ASSERT_EQ(2 * CU_DATA_PAGES_PER_REGION, st.metrics.resident_pages);
+	ASSERT_EQ(-1, cu_check_memfd(&self->g, &self->e));
+	ASSERT_EQ(0, mkdir(self->dir, 0700));
+	ASSERT_EQ(0, cu_enable_swap_out(self->ctl, true));
+	ASSERT_EQ(0, vms_controller_exit(self->ctl));
+	self->ctl = NULL;
+	ASSERT_EQ(-1, cu_check(&self->g, &self->e));
 }
 
 TEST_F(life, exit_while_active_keeps_contents)
@@ -346,6 +379,44 @@ TEST_F(life, command_socket_eof_swaps_everything_in_then_exits)
 	ASSERT_EQ(0, shutdown(vms_controller_command_fd(self->ctl), SHUT_WR));
 	ASSERT_EQ(0, cu_wait_pid_exit(mon, CU_DEADLINE_MS));
 	ASSERT_EQ(-1, cu_check_memfd(&self->g, &self->e));
+}
+
+/*
+ * The monitor runs under a seccomp allowlist (monitor_sandbox.c). A syscall outside
+ * it (socket(), on the test flag's Info) kills the monitor by SIGSYS, and the VMM
+ * sees a dead monitor at once: the Info call fails, so does every later call, and
+ * guest memory (swap never enabled) keeps every byte.
+ */
+TEST(sandbox_kills_the_monitor_on_a_syscall_outside_its_list)
+{
+	struct vms_controller *ctl = NULL;
+	struct vms_monitor_info mi;
+	struct vms_swap_status st;
+	struct cu_guest g;
+	struct cu_expect e;
+	siginfo_t si = { 0 };
+	pid_t mon;
+	int ret;
+
+	ASSERT_EQ(0, cu_guest_create(&g));
+	ret = cu_launch(&g, NULL, VMS_CTL_TEST_SANDBOX_PROBE, &ctl);
+	if (cu_uffd_unavailable(ret)) {
+		cu_teardown(&g, &ctl);
+		SKIP(return, "userfaultfd unavailable: %s", strerror(-ret));
+	}
+	ASSERT_EQ(0, ret);
+	cu_write_crosvm_data(&g, &e);
+	mon = vms_controller_monitor_pid(ctl);
+	ASSERT_EQ(0, vms_controller_status(ctl, &st)); /* allowed: alive */
+	ret = vms_controller_info(ctl, &mi);
+	EXPECT_TRUE(ret == -EPIPE || ret == -ECONNRESET) TH_LOG("Info: %d", ret);
+	ASSERT_EQ(0, waitid(P_PID, (id_t)mon, &si, WEXITED | WNOWAIT));
+	EXPECT_EQ(CLD_KILLED, si.si_code);
+	EXPECT_EQ(SIGSYS, si.si_status);
+	ret = vms_controller_status(ctl, &st);
+	EXPECT_TRUE(ret == -EPIPE || ret == -ECONNRESET) TH_LOG("Status: %d", ret);
+	EXPECT_EQ(-1, cu_check(&g, &e));
+	cu_teardown(&g, &ctl);
 }
 
 static int count_dir(const char *dir)

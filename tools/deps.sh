@@ -14,7 +14,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 deps="$top/build/deps"
 ksrc_pkg=linux-source-6.12
 tarball=/usr/src/linux-source-6.12.tar.xz
-pkgs=(gcc make xz-utils libcap-dev python3-pytest "$ksrc_pkg")
+pkgs=(gcc make xz-utils libcap-dev libseccomp-dev python3-pytest "$ksrc_pkg")
 if [ "${1:-}" = "--extra" ]; then
 	shift
 	pkgs+=("$@")

@@ -12,8 +12,8 @@
  *
  * Asserts: a message is accepted exactly when protocol.h's rules hold (size, magic,
  * version, command, flags for that command, reserved zero, exact fd count and fd
- * kinds); a rejection is one of the documented errnos, -EPIPE only for an empty
- * datagram; *msg holds the bytes sent; every fd that arrived (up to
+ * kinds); a rejection is one of the documented errnos, never -EPIPE (the sender is
+ * alive, so even an empty datagram is -EBADMSG, not end-of-file); *msg holds the bytes sent; every fd that arrived (up to
  * VMS_PROTO_MAX_FDS) is handed over open and close-on-exec, in order; *reply_fd is
  * fds[0] when that is a socket, else -1; the error reply reaches the sender's end and
  * decodes; nothing leaks an fd.
@@ -169,8 +169,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(ret == 0 || ret == -EBADMSG || ret == -EPROTONOSUPPORT || ret == -EOPNOTSUPP ||
 			   ret == -EINVAL || ret == -EPIPE,
 		   "undocumented result %d", ret);
-	FUZZ_CHECK((ret == -EPIPE) == (len == 0 && nsent == 0), "result %d for %zu bytes, %zu fds",
-		   ret, len, nsent);
+	/* The sender is alive: even an empty message is malformed, not end-of-file. */
+	FUZZ_CHECK(ret != -EPIPE, "end-of-file reported for %zu bytes, %zu fds from a live sender",
+		   len, nsent);
+	FUZZ_CHECK(len || nsent || ret == -EBADMSG, "result %d for an empty message", ret);
 	FUZZ_CHECK((ret == 0) == valid, "result %d but the message is %svalid (%zu bytes, %zu fds)",
 		   ret, valid ? "" : "in", len, nsent);
 	FUZZ_CHECK(!memcmp(&msg, &want_msg, sizeof(msg)), "*msg is not what was sent");

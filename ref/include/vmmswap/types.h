@@ -23,6 +23,7 @@ struct vms_region {
 #define VMS_CTL_KEEP_CAPS 0x1u /* monitor: do not drop capabilities (tests, debugging) */
 #define VMS_CTL_NO_FREEZE 0x2u /* enable: do not freeze any process (see set_freeze) */
 #define VMS_CTL_FAULT_CPU 0x4u /* opts.fault_cpu is an affinity hint (see there) */
+#define VMS_CTL_NO_SANDBOX 0x8u /* monitor: no seccomp allowlist (debugging only) */
 
 /* Largest fault-around run (pages): one swap chunk (see page_handler.h). */
 #define VMS_MAX_FAULT_AROUND_PAGES 512
