@@ -47,11 +47,19 @@ LIB_SRCS := $(wildcard ref/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(O)/%.o)
 LIB := $(O)/libvmmswap.a
 
-# tools/vm/: the small KVM library (VM, guest memory, vCPU run loop) that minivmm
-# and every C test needing a guest share.
+# tools/vm/: the small KVM library (a VM, its memory slots, long mode, vCPU runs)
+# that minivmm, the guest benchmark and the KVM contract test share; it knows
+# nothing of vmmswap.
 VM_SRCS := $(wildcard tools/vm/*.c)
 VM_OBJS := $(VM_SRCS:%.c=$(O)/%.o)
 VMLIB := $(O)/libminivm.a
+
+# tools/vmm/: the VMM's parts (guest RAM, vCPU threads and the guest command
+# channel, device processes, balloon, control socket), shared by minivmm, the CLI
+# (the control socket's client side), minivmm_test and the fuzz targets.
+MVM_SRCS := $(filter-out tools/vmm/minivmm.c,$(wildcard tools/vmm/*.c))
+MVM_OBJS := $(MVM_SRCS:%.c=$(O)/%.o)
+MVMLIB := $(O)/libminivmm.a
 
 # Every selftests/*_test.c is one kselftest program; selftests/lib/*.c are shared
 # test helpers linked into each of them.
@@ -59,12 +67,14 @@ TEST_SRCS := $(wildcard selftests/*_test.c)
 TEST_PROGS := $(TEST_SRCS:selftests/%.c=$(O)/selftests/%)
 TEST_LIB_OBJS := $(patsubst %.c,$(O)/%.o,$(wildcard selftests/lib/*.c))
 
-# Every tools/*.c is one program.
-TOOL_SRCS := $(wildcard tools/*.c)
-TOOL_PROGS := $(TOOL_SRCS:tools/%.c=$(O)/tools/%)
+# The programs, one concern per directory: the VMM, the CLI, the benchmarks, the
+# capability report, the documentation tools. Each lands in $(O)/tools/NAME.
+TOOL_SRCS := tools/vmm/minivmm.c tools/cli/vmmswap.c $(wildcard tools/bench/*.c) \
+	$(wildcard tools/caps/*.c) $(wildcard tools/docs/*.c)
+TOOL_PROGS := $(addprefix $(O)/tools/,$(basename $(notdir $(TOOL_SRCS))))
 
 .PHONY: all lib tools selftests deps check check-san check-tsan demo bench clean format
-all: $(LIB) $(VMLIB) $(TOOL_PROGS) $(TEST_PROGS)
+all: $(LIB) $(VMLIB) $(MVMLIB) $(TOOL_PROGS) $(TEST_PROGS)
 lib: $(LIB)
 tools: $(TOOL_PROGS)
 selftests: $(TEST_PROGS)
@@ -90,11 +100,19 @@ $(VMLIB): $(VM_OBJS)
 	rm -f $@
 	ar rcs $@ $^
 
-$(O)/selftests/%: $(O)/selftests/%.o $(TEST_LIB_OBJS) $(VMLIB) $(LIB)
+$(MVMLIB): $(MVM_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(O)/selftests/%: $(O)/selftests/%.o $(TEST_LIB_OBJS) $(MVMLIB) $(VMLIB) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(O)/tools/%: $(O)/tools/%.o $(VMLIB) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+define tool_rule
+$(O)/tools/$(basename $(notdir $(1))): $(O)/$(1:.c=.o) $(MVMLIB) $(VMLIB) $(LIB)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach src,$(TOOL_SRCS),$(eval $(call tool_rule,$(src))))
 
 # ---- fixtures: guest programs (owned by the fixtures/ rules below) ----
 # Every fixtures/*.c is one freestanding guest program: no libc, no sanitizers, no
@@ -108,7 +126,7 @@ GUEST_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -ffreestanding -nostdlib
 FIXTURE_SRCS := $(wildcard fixtures/*.c)
 FIXTURE_BINS := $(FIXTURE_SRCS:fixtures/%.c=$(O)/fixtures/%.bin)
 
-$(O)/fixtures/%.elf: fixtures/%.c fixtures/guest.lds tools/vm/guest_abi.h tools/vm/layout.h
+$(O)/fixtures/%.elf: fixtures/%.c fixtures/guest.lds tools/vmm/guest_abi.h tools/vm/layout.h
 	@mkdir -p $(dir $@)
 	$(CC) $(GUEST_CFLAGS) -Wl,-T,fixtures/guest.lds -Wl,--build-id=none -o $@ $<
 
@@ -143,7 +161,7 @@ FUZZ_MAIN := $(O)/tools/fuzz/replay_main.o
 FUZZ_LDFLAGS :=
 endif
 
-$(O)/fuzz/%: $(O)/tools/fuzz/%.o $(FUZZ_MAIN) $(VMLIB) $(LIB)
+$(O)/fuzz/%: $(O)/tools/fuzz/%.o $(FUZZ_MAIN) $(MVMLIB) $(VMLIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $(FUZZ_LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -155,11 +173,11 @@ fuzz-progs: $(FUZZ_PROGS)
 fuzz:
 	@tools/deps.sh --extra clang-14 libclang-rt-14-dev
 	@$(MAKE) --no-print-directory FUZZ=1 fuzz-progs
-	@tools/fuzz.sh --build build/fuzz --runs $(FUZZ_RUNS) $(FUZZ_TARGETS)
+	@tools/fuzz/fuzz.sh --build build/fuzz --runs $(FUZZ_RUNS) $(FUZZ_TARGETS)
 
 fuzz-replay: deps
 	@$(MAKE) --no-print-directory SAN=1 fuzz-progs
-	@tools/fuzz.sh --replay --build build/san $(FUZZ_TARGETS)
+	@tools/fuzz/fuzz.sh --replay --build build/san $(FUZZ_TARGETS)
 # ---- end of fuzz targets ----
 
 # ---- kernel matrix (see tools/kernel_matrix*) ----
@@ -231,7 +249,7 @@ mutation: deps
 	@tools/mutation.sh $(MUTATION_FLAGS) $(MUTANTS)
 # ---- end of mutation testing ----
 
-# ---- docs (see tools/docs.sh, ref/CONTRACT.md, ref/TOUR.md) ----
+# ---- docs (see tools/docs/docs.sh, ref/CONTRACT.md, ref/TOUR.md) ----
 # 'make docs' draws ref/pictures/ from the code's own tables: the swap state machine
 # (tools/vms_sm_dump --dot) and the page-state transitions (tools/vms_page_dump
 # --dot), as .dot sources, SVG and PNG, installing Debian's graphviz when 'dot' is
@@ -240,7 +258,7 @@ mutation: deps
 .PHONY: docs
 docs: deps
 	@$(MAKE) --no-print-directory $(O)/tools/vms_sm_dump $(O)/tools/vms_page_dump
-	@tools/docs.sh --build $(O)
+	@tools/docs/docs.sh --build $(O)
 # ---- end of docs ----
 
 # The README's test command: everything, plain and under ASan+UBSan.
@@ -274,10 +292,10 @@ stress: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory all
-	@tools/bench.sh
+	@tools/bench/bench.sh
 
 # Guest-level demand paging beside the kernel's demand_paging_test and a raw
-# UFFDIO_COPY host thread (tools/vms_bench_guest.c; README: Benchmarks).
+# UFFDIO_COPY host thread (tools/bench/vms_bench_guest.c; README: Benchmarks).
 .PHONY: bench-guest
 bench-guest: deps
 	@$(MAKE) --no-print-directory all

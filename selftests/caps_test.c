@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * caps_test - vms_caps (tools/vms_caps.c), the capability report, names every bit
+ * caps_test - vms_caps (tools/caps/vms_caps.c), the capability report, names every bit
  * the kernel offers, and shows the bits it has no name for instead of dropping
  * them: in the features and ioctls of the handshake and in the ioctls of each
  * registration mode, as text and as JSON. A newer kernel is played through the
@@ -10,7 +10,7 @@
  * with its stdout captured.
  */
 #define main vms_caps_main
-#include "../tools/vms_caps.c"
+#include "../tools/caps/vms_caps.c"
 #undef main
 
 #include <sys/mman.h>

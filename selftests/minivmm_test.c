@@ -12,7 +12,7 @@
 
 #include "kselftest_harness.h"
 #include "vmm_run.h"
-#include <vm/control.h>
+#include <vmm/control.h>
 #include <vm/kvm_vm.h>
 
 #define PAGES	     2048 /* 4M@16M + 4M@4G */
@@ -143,7 +143,7 @@ FIXTURE_SETUP(vmm)
 	/* Skip before creating anything: a skipped test leaves nothing behind. */
 	if (vmm_tool_path("minivmm", path, sizeof(path)) ||
 	    vmm_tool_path("vmmswap", path, sizeof(path)))
-		SKIP(return, "minivmm/vmmswap are not built next to this test");
+		SKIP(return, "vmm/vmmswap are not built next to this test");
 	ret = minivm_kvm_available();
 	if (ret)
 		SKIP(return, "/dev/kvm not usable: %s", strerror(-ret));

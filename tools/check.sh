@@ -89,7 +89,7 @@ done
 # privilege must SKIP with its reason, none may fail or hang.
 if [ "$unpriv" = 1 ] && [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 	if setpriv --reuid=65534 --regid=65534 --clear-groups test -x \
-		"build/${variants[0]}/selftests/uffd_layer_test" 2>/dev/null; then
+		"build/${variants[0]}/selftests/vms_uffd_test" 2>/dev/null; then
 		run_programs "${variants[0]}" setpriv --reuid=65534 --regid=65534 --clear-groups
 	else
 		echo "# unprivileged pass skipped: user nobody cannot reach $top/build"
@@ -97,14 +97,14 @@ if [ "$unpriv" = 1 ] && [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; the
 fi
 
 # Every fuzz corpus input and kept crash input (fixtures/fuzz/) once through its
-# target (tools/fuzz.sh --replay), as one test, with the ASan+UBSan build only.
+# target (tools/fuzz/fuzz.sh --replay), as one test, with the ASan+UBSan build only.
 run_fuzz_replay() {
 	local variant=$1 rc
 	local out="build/$variant/results/fuzz_replay.txt"
 	[ -z "${VMS_CHECK_FILTER:-}" ] || [[ fuzz_replay =~ $VMS_CHECK_FILTER ]] || return 0
 	echo "# ===== $variant:fuzz_replay"
 	mkdir -p "build/$variant/results"
-	timeout --kill-after=10 "$timeout_s" tools/fuzz.sh --replay --build "build/$variant" \
+	timeout --kill-after=10 "$timeout_s" tools/fuzz/fuzz.sh --replay --build "build/$variant" \
 		>"$out" 2>&1
 	rc=$?
 	if [ "$rc" = 0 ]; then
@@ -148,12 +148,12 @@ run_mutation_patches
 
 # The pictures' committed Graphviz sources (ref/pictures/*.dot) must be what the
 # tools print now, and every "spec N.M" citation must name a section of
-# ref/CONTRACT.md (tools/docs.sh --check): one test.
+# ref/CONTRACT.md (tools/docs/docs.sh --check): one test.
 run_docs_check() {
 	local out="build/docs-check.txt"
 	[ -z "${VMS_CHECK_FILTER:-}" ] || [[ docs_up_to_date =~ $VMS_CHECK_FILTER ]] || return 0
 	echo "# ===== docs_up_to_date"
-	if tools/docs.sh --check --build "build/${variants[0]}" >"$out" 2>&1; then
+	if tools/docs/docs.sh --check --build "build/${variants[0]}" >"$out" 2>&1; then
 		tail -n 1 "$out"
 		echo "ok - docs_up_to_date"
 		passed=$((passed + 1))

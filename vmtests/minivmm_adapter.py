@@ -6,7 +6,7 @@ Every swap command, status and guest / DMA / device command is one run of the CL
 user or crosvm's own `crosvm swap ...` would. Environment:
   VMTESTS_BUILD      build directory holding tools/ (default: build/default of the repo)
   VMTESTS_TRANSPORT  "cli" (default) or "socket": talk minivmm's control protocol
-                     (tools/vm/control.h) directly, which skips the CLI (debugging).
+                     (tools/vmm/control.h) directly, which skips the CLI (debugging).
 """
 
 import errno

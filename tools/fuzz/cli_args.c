@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * cli_args - fuzz target for the vmmswap CLI's command line (tools/vmmswap.c:
+ * cli_args - fuzz target for the vmmswap CLI's command line (tools/cli/vmmswap.c:
  * parse_cmdline, parse_opts): argument vectors from users and scripts, which the CLI
  * turns into the request it sends across to the VMM.
  *
@@ -20,7 +20,7 @@
 #include <stdio.h>
 
 #define main vmmswap_main
-#include "vmmswap.c"
+#include "cli/vmmswap.c"
 #undef main
 
 #include "fuzz/fuzz.h"

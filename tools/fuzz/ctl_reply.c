@@ -3,7 +3,7 @@
  * ctl_reply - fuzz target for the vmmswap CLI's side of the control socket: the
  * bytes whatever listens on the socket path answers (a VMM, or anything else), through
  * minivm_ctl_recv(), the magic check of minivm_ctl_call(), minivm_ctl_parse_reply()
- * (tools/vm/control.c) and what tools/vmmswap.c does with the parts: print_swap()
+ * (tools/vmm/control.c) and what tools/cli/vmmswap.c does with the parts: print_swap()
  * with the errno it takes from the JSON, print_other(), and the status JSON that
  * wait_state() parses. Their output goes to /dev/null.
  *
@@ -19,7 +19,7 @@
 #include <sys/socket.h>
 
 #define main vmmswap_main
-#include "vmmswap.c"
+#include "cli/vmmswap.c"
 #undef main
 
 #include "fuzz/fuzz.h"

@@ -2,9 +2,9 @@
 /*
  * ctl_request - fuzz target for minivmm's control requests: the bytes a client of
  * the control socket (the vmmswap CLI, or any process of the VMM's uid) sends,
- * through the transport (tools/vm/control.c: minivm_ctl_send, minivm_ctl_recv), the
+ * through the transport (tools/vmm/control.c: minivm_ctl_send, minivm_ctl_recv), the
  * framing check, the request parser and every verb's argument handling
- * (tools/minivmm.c: serve_request -> dispatch -> req_parse, req_u64, do_swap,
+ * (tools/vmm/minivmm.c: serve_request -> dispatch -> req_parse, req_u64, do_swap,
  * do_guest, do_dma, ...), and the reply back through the CLI's half
  * (minivm_ctl_recv, minivm_ctl_parse_reply).
  *
@@ -26,7 +26,7 @@
 #include <sys/socket.h>
 
 #define main minivmm_main
-#include "minivmm.c"
+#include "vmm/minivmm.c"
 #undef main
 
 #include "fuzz/fuzz.h"

@@ -16,7 +16,7 @@
 
 #include <vmmswap/controller.h>
 
-#include "vm/devices.h"
+#include "vmm/devices.h"
 
 #define WORDS_PER_PAGE (MVM_GUEST_PAGE_SIZE / 8)
 

@@ -9,7 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "vm/ram.h"
+#include "vmm/ram.h"
 
 #define PG MVM_GUEST_PAGE_SIZE
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * vm/control.h - minivmm's control socket: transport and framing, shared by the VMM
+ * vmm/control.h - minivmm's control socket: transport and framing, shared by the VMM
  * (server) and the vmmswap CLI (client).
  *
  * Contract:

@@ -36,13 +36,13 @@
 #include <vmmswap/page_handler.h>
 #include <vmmswap/status.h>
 
-#include "vm/balloon.h"
-#include "vm/control.h"
-#include "vm/devices.h"
-#include "vm/guest_abi.h"
+#include "vmm/balloon.h"
+#include "vmm/control.h"
+#include "vmm/devices.h"
+#include "vmm/guest_abi.h"
 #include "vm/kvm_vm.h"
-#include "vm/ram.h"
-#include "vm/vcpus.h"
+#include "vmm/ram.h"
+#include "vmm/vcpus.h"
 
 #define DEFAULT_MEM	  "32M@16M,32M@4G"
 #define DEFAULT_SOCKET	  "minivmm.sock"

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * uffd_layer_test - unit tests of libvmmswap's userfaultfd layer (ref/uffd.c).
+ * vms_uffd_test - unit tests of libvmmswap's userfaultfd layer (ref/uffd.c).
  *
  * The decoding tests run anywhere; the rest use a real uffd on a real memfd and
  * SKIP when the caller may not create one (no /dev/userfaultfd access and no
@@ -94,7 +94,7 @@ FIXTURE_SETUP(uffd)
 		SKIP(return, "cannot create a userfaultfd: %s (needs /dev/userfaultfd access "
 			     "or CAP_SYS_PTRACE)", strerror(-ret));
 	ASSERT_EQ(0, ret);
-	self->memfd = memfd_create("uffd_layer_test", MFD_CLOEXEC);
+	self->memfd = memfd_create("vms_uffd_test", MFD_CLOEXEC);
 	ASSERT_LE(0, self->memfd);
 	ASSERT_EQ(0, ftruncate(self->memfd, self->len));
 	self->area = mmap(NULL, self->len, PROT_READ | PROT_WRITE, MAP_SHARED, self->memfd, 0);

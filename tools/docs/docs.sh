@@ -4,11 +4,11 @@
 # The pictures of ref/pictures/, drawn from the code's own tables, and the check
 # that keeps them and the contract's section numbers honest.
 #
-#   tools/docs.sh [--build DIR]          'make docs': write ref/pictures/NAME.dot from
+#   tools/docs/docs.sh [--build DIR]          'make docs': write ref/pictures/NAME.dot from
 #                                        the tools and render NAME.svg and NAME.png
 #                                        (installs Debian's graphviz when 'dot' is
 #                                        missing)
-#   tools/docs.sh --check [--build DIR]  'make check' (item docs_up_to_date): the
+#   tools/docs/docs.sh --check [--build DIR]  'make check' (item docs_up_to_date): the
 #                                        committed .dot sources equal what the tools
 #                                        print now, and every "spec N.M" / "contract
 #                                        N.M" citation in ref/ selftests/ tools/
@@ -21,7 +21,7 @@
 # (default build/default).
 set -uo pipefail
 
-top=$(cd "$(dirname "$0")/.." && pwd)
+top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top" || exit 1
 
 build=build/default

@@ -3,12 +3,12 @@
 #
 # Run the fuzz targets of tools/fuzz/ (see tools/fuzz/fuzz.h), one after the other.
 #
-#   tools/fuzz.sh --build build/fuzz [--runs N] [TARGET...]     ('make fuzz')
+#   tools/fuzz/fuzz.sh --build build/fuzz [--runs N] [TARGET...]     ('make fuzz')
 #       libFuzzer: N executions per target (default 1000000), starting from the
 #       seed corpus in fixtures/fuzz/TARGET/ (read only); what it learns goes to
 #       build/fuzz/corpus/TARGET/, a crash input to build/fuzz/artifacts/TARGET/.
 #       Prints executions and crashes per target; exit 1 if any target crashed.
-#   tools/fuzz.sh --replay --build build/san [TARGET...]        ('make fuzz-replay')
+#   tools/fuzz/fuzz.sh --replay --build build/san [TARGET...]        ('make fuzz-replay')
 #       every file of fixtures/fuzz/TARGET/ once through the target built with
 #       replay_main.c; exit 1 on any crash or sanitizer report, 4 (SKIP) with a
 #       reason when the targets are not built.
@@ -17,7 +17,7 @@
 # fixtures/fuzz/TARGET/crash-WHAT (see fixtures/fuzz/README.md).
 set -uo pipefail
 
-top=$(cd "$(dirname "$0")/.." && pwd)
+top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top" || exit 1
 
 build=

@@ -4,7 +4,7 @@
 # bench.sh - run every benchmark of the plain build ('make bench' calls this after
 # building). Each benchmark prints its figures beside the raw kernel operation that
 # bounds it. Add new benchmarks to BENCHES; extra arguments go to every one of them.
-#   tools/bench.sh [--variant default] [benchmark args...]
+#   tools/bench/bench.sh [--variant default] [benchmark args...]
 #   VMS_BENCH_DIR=/path selects the directory for swap files (default $TMPDIR or /tmp).
 set -eu
 

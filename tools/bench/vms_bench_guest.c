@@ -24,7 +24,7 @@
  *    guest's own progress meanwhile beside its speed on resident memory;
  *  - the no-uffd baseline (first touch of fresh memory, then resident memory);
  *  - the peer: demand_paging_test -u MISSING -s shmem, same total size split over
- *    the same vCPU count (best of two runs), built by tools/peer_build.sh;
+ *    the same vCPU count (best of two runs), built by tools/bench/peer_build.sh;
  *  - the limit: host threads (one per vCPU) writing the same amount of uffd memory,
  *    served by a raw poll/read/UFFDIO_COPY loop (or UFFDIO_ZEROPAGE for "limit-0"),
  *    the better of unpinned and co-located placement;
@@ -1240,9 +1240,9 @@ static int peer_path(const char *opt, char *path, size_t len, char *why, size_t 
 		snprintf(path, len, "%s", opt);
 		return access(path, X_OK) ? -errno : 0;
 	}
-	f = popen("tools/peer_build.sh demand_paging_test 2>build/peer_build.log", "r");
+	f = popen("tools/bench/peer_build.sh demand_paging_test 2>build/peer_build.log", "r");
 	if (!f) {
-		snprintf(why, wlen, "cannot run tools/peer_build.sh");
+		snprintf(why, wlen, "cannot run tools/bench/peer_build.sh");
 		return -errno;
 	}
 	path[0] = 0;

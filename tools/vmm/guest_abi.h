@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * vm/guest_abi.h - the contract between minivmm and its guest programs (fixtures/).
+ * vmm/guest_abi.h - the contract between minivmm and its guest programs (fixtures/).
  * Its names carry minivmm's MVM_ / mvm_ prefix (vms_ is the library's).
  *
  * Included by the freestanding guest and by the VMM, so it needs nothing but
@@ -32,7 +32,7 @@
 
 #include <stdint.h> /* freestanding: the compiler's own header */
 
-#include "layout.h"
+#include "vm/layout.h"
 
 #define MVM_GUEST_PAGE_SIZE 4096ULL
 

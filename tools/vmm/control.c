@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vm/control.h"
+#include "vmm/control.h"
 
 static int make_addr(const char *path, struct sockaddr_un *sa)
 {

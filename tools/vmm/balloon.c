@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "vm/balloon.h"
+#include "vmm/balloon.h"
 
 static const char *const mode_names[] = {
 	[MINIVM_BALLOON_REMOVE] = "remove",

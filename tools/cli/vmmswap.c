@@ -24,7 +24,7 @@
 
 #include <vmmswap/status.h>
 
-#include "vm/control.h"
+#include "vmm/control.h"
 
 #define EXIT_ERROR    1
 #define EXIT_MISMATCH 2

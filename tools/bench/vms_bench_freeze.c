@@ -11,7 +11,7 @@
  * stop:   vms_freeze() until it returns (every thread seen in state T);
  * resume: vms_thaw() plus the time until every thread left state T.
  * Prints min / median / max in microseconds. Unknown arguments are ignored, so that
- * tools/bench.sh can pass the same arguments to every benchmark.
+ * tools/bench/bench.sh can pass the same arguments to every benchmark.
  */
 #include <dirent.h>
 #include <errno.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * vm/balloon.h - minivmm's balloon: discards guest RAM the guest gave up, the way
+ * vmm/balloon.h - minivmm's balloon: discards guest RAM the guest gave up, the way
  * crosvm's main-process balloon path does, on a thread of its own.
  *
  * Contract:
@@ -23,7 +23,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "vm/ram.h"
+#include "vmm/ram.h"
 
 enum minivm_balloon_mode {
 	MINIVM_BALLOON_REMOVE = 0,

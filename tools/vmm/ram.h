@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * vm/ram.h - minivmm's guest RAM: memfd MAP_SHARED regions at guest-physical
+ * vmm/ram.h - minivmm's guest RAM: memfd MAP_SHARED regions at guest-physical
  * addresses, with gaps allowed between them, and the "RAM page index" that numbers
  * their pages consecutively (region order) for guest commands, DMA and the balloon.
  *
@@ -13,7 +13,7 @@
 
 #include <stdint.h>
 
-#include "vm/guest_abi.h"
+#include "vmm/guest_abi.h"
 
 #define MINIVM_RAM_MAX_REGIONS MVM_GUEST_MAX_REGIONS
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * vm/vcpus.h - minivmm's vCPU threads and the guest command channel.
+ * vmm/vcpus.h - minivmm's vCPU threads and the guest command channel.
  *
  * Contract:
  *  - minivm_vcpus_start() creates N vCPUs, enters each in ring 3 at the guest
@@ -24,7 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "vm/guest_abi.h"
+#include "vmm/guest_abi.h"
 #include "vm/kvm_vm.h"
 
 struct minivm_vcpus_hooks {

@@ -7,10 +7,10 @@
 # Prints the path of the built binary on success; exits non-zero with a reason on
 # failure (callers then skip the peer).
 #
-# Usage: tools/peer_build.sh demand_paging_test
+# Usage: tools/bench/peer_build.sh demand_paging_test
 set -euo pipefail
 
-top=$(cd "$(dirname "$0")/.." && pwd)
+top=$(cd "$(dirname "$0")/../.." && pwd)
 peer="$top/build/peer"
 src="$peer/linux"
 tarball=/usr/src/linux-source-6.12.tar.xz

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "vm/vcpus.h"
+#include "vmm/vcpus.h"
 
 static uint64_t now_ns(void)
 {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * vm/devices.h - minivmm's device processes: children forked after guest RAM is
+ * vmm/devices.h - minivmm's device processes: children forked after guest RAM is
  * mapped that share it (MAP_SHARED, same addresses) and do "DMA" into it.
  *
  * Contract:
@@ -22,7 +22,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "vm/ram.h"
+#include "vmm/ram.h"
 
 #define MINIVM_MAX_DEVICES 8
 
