@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <vmmswap/clock.h>
+#include <vmmswap/uffd.h>
 #include <vmmswap/log.h>
 #include <vmmswap/pagesize.h>
 #include <vmmswap/protocol.h>
@@ -197,7 +198,7 @@ int cu_enable_swap_out(struct vms_controller *ctl, bool held)
 
 bool cu_uffd_unavailable(int err)
 {
-	return err == -EPERM || err == -EACCES || err == -ENOENT || err == -ENOSYS;
+	return vms_uffd_unavailable(err);
 }
 
 int cu_state(struct vms_controller *ctl)

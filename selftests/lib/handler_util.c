@@ -119,7 +119,7 @@ uint8_t *hu_alias_page(const struct hu_guest *g, size_t region, uint64_t page)
 
 bool hu_uffd_unavailable(int err)
 {
-	return err == -EPERM || err == -EACCES || err == -ENOENT || err == -ENOSYS;
+	return vms_uffd_unavailable(err);
 }
 
 int hu_uffd_create(struct vms_uffd *u)

@@ -35,6 +35,7 @@
 #include <vmmswap/controller.h>
 #include <vmmswap/page_handler.h>
 #include <vmmswap/status.h>
+#include <vmmswap/uffd.h>
 
 #include "vmm/balloon.h"
 #include "vmm/control.h"
@@ -1004,9 +1005,7 @@ static int launch_swap(struct vmm *m)
 	if (ret) {
 		m->ctl = NULL;
 		logf_("cannot launch the swap monitor: %s%s", strerror(-ret),
-		      ret == -ENOSYS || ret == -EPERM || ret == -EACCES
-			      ? " (userfaultfd unavailable? try --no-swap)"
-			      : "");
+		      vms_uffd_unavailable(ret) ? " (userfaultfd unavailable? try --no-swap)" : "");
 	}
 	return ret;
 }

@@ -23,6 +23,7 @@
 #ifndef VMMSWAP_UFFD_H
 #define VMMSWAP_UFFD_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -65,6 +66,17 @@ struct vms_uffd {
  * syscall; the error of the last path tried is returned.
  */
 int vms_uffd_new(unsigned int flags, int *fd_out, enum vms_uffd_origin *origin_out);
+
+/*
+ * err (from vms_uffd_new, vms_uffd_create or vms_controller_launch) says that this
+ * process may not use userfaultfd at all: no access to /dev/userfaultfd, no
+ * privilege for the syscall, or no userfaultfd in this kernel. Callers that can
+ * do without (tests) skip; anything else is a real error.
+ */
+static inline bool vms_uffd_unavailable(int err)
+{
+	return err == -EPERM || err == -EACCES || err == -ENOENT || err == -ENOSYS;
+}
 
 /*
  * UFFDIO_API on a fresh uffd, requesting exactly 'features'. Fills the offered
