@@ -12,7 +12,8 @@
 static int xfer_all(int fd, uint8_t *p, uint64_t len, uint64_t off, bool to_file)
 {
 	while (len) {
-		ssize_t n = to_file ? pwrite(fd, p, len, (off_t)off) : pread(fd, p, len, (off_t)off);
+		ssize_t n =
+			to_file ? pwrite(fd, p, len, (off_t)off) : pread(fd, p, len, (off_t)off);
 
 		if (n < 0 && errno == EINTR)
 			continue;

@@ -39,6 +39,8 @@
 
 #include "monitor_internal.h"
 
+/* Grouped by purpose, several to a line. */
+/* clang-format off */
 static const int allowed[] = {
 	/* event loop and messages */
 	SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl), SCMP_SYS(read),
@@ -77,6 +79,7 @@ static const int allowed[] = {
 	SCMP_SYS(personality), SCMP_SYS(arch_prctl),
 #endif
 };
+/* clang-format on */
 
 /* The ioctls of a uffd the monitor makes (never UFFDIO_API: uffds come made). */
 static const unsigned long uffd_ioctls[] = {

@@ -11,7 +11,8 @@
 
 static const struct vms_page_kind_info kinds[VMS_PK_NR] = {
 	[VMS_PK_UNTRACKED] = { "untracked", '-', '-', "-",
-			       "no uffd registered: the kernel allocates (zero or the memfd's data)" },
+			       "no uffd registered: the kernel allocates (zero or the memfd's "
+			       "data)" },
 	[VMS_PK_EMPTY] = { "empty", '0', '0', "NONE", "UFFDIO_ZEROPAGE" },
 	[VMS_PK_RESIDENT] = { "resident", '1', '0', "NONE",
 			      "none (a late message: ZEROPAGE EEXIST, WAKE)" },
@@ -24,10 +25,10 @@ static const struct vms_page_kind_info kinds[VMS_PK_NR] = {
 };
 
 static const char *const events[VMS_PE_NR] = {
-	[VMS_PE_ENABLE] = "enable",	       [VMS_PE_MOVE] = "move",
-	[VMS_PE_FAULT] = "fault",	       [VMS_PE_REMOVE] = "remove",
-	[VMS_PE_TRIM_ZERO] = "trim (zero)",    [VMS_PE_TRIM_CLEAN] = "trim (clean)",
-	[VMS_PE_SWAP_OUT] = "swap-out",	       [VMS_PE_SWAP_IN] = "swap-in",
+	[VMS_PE_ENABLE] = "enable",	    [VMS_PE_MOVE] = "move",
+	[VMS_PE_FAULT] = "fault",	    [VMS_PE_REMOVE] = "remove",
+	[VMS_PE_TRIM_ZERO] = "trim (zero)", [VMS_PE_TRIM_CLEAN] = "trim (clean)",
+	[VMS_PE_SWAP_OUT] = "swap-out",	    [VMS_PE_SWAP_IN] = "swap-in",
 	[VMS_PE_DISABLE] = "disable",
 };
 

@@ -268,7 +268,8 @@ static int env_create(struct env *e, unsigned int nv, uint64_t len)
 	if (ret >= 0)
 		ret = minivm_add_region(&e->vm, RAM_GPA, e->ram, len);
 	if (ret >= 0)
-		ret = minivm_setup_long_mode(&e->vm, MINIVM_SYS_GPA, MINIVM_MAP_SIZE, MINIVM_EXC_GPA);
+		ret = minivm_setup_long_mode(&e->vm, MINIVM_SYS_GPA, MINIVM_MAP_SIZE,
+					     MINIVM_EXC_GPA);
 	if (!ret)
 		ret = minivm_load(&e->vm, MINIVM_CODE_GPA, guest_touch,
 				  (size_t)(guest_touch_end - guest_touch));
@@ -326,7 +327,8 @@ static void *vcpu_main(void *arg)
 	slice(j->e, j->idx, &first, &n);
 	ret = pin_self(j->cpu);
 	if (!ret)
-		ret = minivm_vcpu_enter_long_mode(v, MINIVM_CODE_GPA, STACK_TOP - j->idx * 0x4000, true);
+		ret = minivm_vcpu_enter_long_mode(v, MINIVM_CODE_GPA, STACK_TOP - j->idx * 0x4000,
+						  true);
 	if (!ret)
 		ret = minivm_vcpu_set_args(v, RAM_GPA + first * PAGE, n, CTL_GPA + j->idx * PAGE,
 					   mmio);

@@ -49,10 +49,10 @@ static const char *func_of(const char *where)
 }
 
 static const char *const colors[VMS_PE_NR] = {
-	[VMS_PE_ENABLE] = "gray40",	 [VMS_PE_MOVE] = "darkorange3",
-	[VMS_PE_FAULT] = "blue3",	 [VMS_PE_REMOVE] = "red3",
+	[VMS_PE_ENABLE] = "gray40",	  [VMS_PE_MOVE] = "darkorange3",
+	[VMS_PE_FAULT] = "blue3",	  [VMS_PE_REMOVE] = "red3",
 	[VMS_PE_TRIM_ZERO] = "darkgreen", [VMS_PE_TRIM_CLEAN] = "darkgreen",
-	[VMS_PE_SWAP_OUT] = "purple3",	 [VMS_PE_SWAP_IN] = "deepskyblue4",
+	[VMS_PE_SWAP_OUT] = "purple3",	  [VMS_PE_SWAP_IN] = "deepskyblue4",
 	[VMS_PE_DISABLE] = "gray40",
 };
 
@@ -77,7 +77,8 @@ static void print_dot(void)
 		const struct vms_page_kind_info *ki = vms_page_kind_info(k);
 
 		if (k == VMS_PK_UNTRACKED)
-			printf("\t\"%s\" [label=\"%s\\n(swap disabled)\", style=\"rounded,dashed\"];\n",
+			printf("\t\"%s\" [label=\"%s\\n(swap disabled)\", "
+			       "style=\"rounded,dashed\"];\n",
 			       ki->name, ki->name);
 		else
 			printf("\t\"%s\" [label=\"%s\\nR=%c S=%c F=%s\"];\n", ki->name, ki->name,

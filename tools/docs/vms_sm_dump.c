@@ -111,7 +111,8 @@ static void add_edge(struct dot_edge *e, int *n, const char *from, const char *t
 	int i;
 
 	for (i = 0; i < *n; i++) {
-		if (!strcmp(e[i].from, from) && !strcmp(e[i].to, to) && !strcmp(e[i].style, style)) {
+		if (!strcmp(e[i].from, from) && !strcmp(e[i].to, to) &&
+		    !strcmp(e[i].style, style)) {
 			size_t l = strlen(e[i].label);
 
 			snprintf(e[i].label + l, sizeof(e[i].label) - l, "\\n%s", label);

@@ -37,8 +37,8 @@
 #define MVM_GUEST_PAGE_SIZE 4096ULL
 
 #define MVM_GUEST_SYS_GPA     MINIVM_SYS_GPA
-#define MVM_GUEST_INFO_GPA    0x80000ULL  /* struct mvm_guest_info */
-#define MVM_GUEST_MAILBOX_GPA 0x81000ULL  /* one struct mvm_mailbox page per vCPU */
+#define MVM_GUEST_INFO_GPA    0x80000ULL      /* struct mvm_guest_info */
+#define MVM_GUEST_MAILBOX_GPA 0x81000ULL      /* one struct mvm_mailbox page per vCPU */
 #define MVM_GUEST_LOAD_GPA    MINIVM_CODE_GPA /* guest program */
 #define MVM_GUEST_LOAD_MAX    0x40000ULL
 #define MVM_GUEST_STACK_GPA   0x140000ULL /* stacks, MVM_GUEST_STACK_SIZE per vCPU */
@@ -48,11 +48,11 @@
 #define MVM_GUEST_MAX_REGIONS 8
 
 #define MVM_GUEST_MMIO_BASE MINIVM_MMIO_BASE
-#define MVM_DB_WAIT	    (MVM_GUEST_MMIO_BASE + 0x00)   /* read: next command's seq */
-#define MVM_DB_DONE	    (MVM_GUEST_MMIO_BASE + 0x08)   /* write: status of the command */
-#define MVM_DB_STARTED	    (MVM_GUEST_MMIO_BASE + 0x10)   /* write: writer is running */
-#define MVM_DB_BALLOON	    (MVM_GUEST_MMIO_BASE + 0x18)   /* write: balloon run in mailbox */
-#define MVM_DB_HALT	    (MVM_GUEST_MMIO_BASE + 0x20)   /* write: guest exit status */
+#define MVM_DB_WAIT	    (MVM_GUEST_MMIO_BASE + 0x00) /* read: next command's seq */
+#define MVM_DB_DONE	    (MVM_GUEST_MMIO_BASE + 0x08) /* write: status of the command */
+#define MVM_DB_STARTED	    (MVM_GUEST_MMIO_BASE + 0x10) /* write: writer is running */
+#define MVM_DB_BALLOON	    (MVM_GUEST_MMIO_BASE + 0x18) /* write: balloon run in mailbox */
+#define MVM_DB_HALT	    (MVM_GUEST_MMIO_BASE + 0x20) /* write: guest exit status */
 #define MVM_GUEST_EXC_GPA   MINIVM_EXC_GPA
 
 /* Entry registers: rdi = vCPU id, rsi = its mailbox, rdx = the info page. */

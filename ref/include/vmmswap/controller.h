@@ -49,8 +49,6 @@
 #include <vmmswap/status.h>
 #include <vmmswap/types.h>
 
-
-
 struct vms_controller_opts {
 	const struct vms_region *regions;
 	size_t nregions;	   /* 1 .. VMS_CTL_MAX_REGIONS */
@@ -84,7 +82,6 @@ struct vms_controller_opts {
 #define VMS_CTL_DEFAULT_TIMEOUT_MS 60000
 /* How long vms_controller_device_forked() waits by default for the registration. */
 #define VMS_CTL_DEVICE_TIMEOUT_MS 60000
-
 
 struct vms_controller;
 

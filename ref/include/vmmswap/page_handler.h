@@ -213,7 +213,6 @@ int vms_ph_metrics(struct vms_page_handler *ph, struct vms_ph_metrics *m);
 /* Heap bytes of per-page metadata (page state + slot bitmap). */
 uint64_t vms_ph_metadata_bytes(const struct vms_page_handler *ph);
 
-
 /*
  * A dup (O_CLOEXEC) of the swap file's fd, owned by the caller, or a negative errno.
  * The file outlives vms_ph_destroy() through it (the monitor's slow file cleanup).

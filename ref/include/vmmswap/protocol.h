@@ -124,5 +124,4 @@ enum vms_fd_kind {
 };
 enum vms_fd_kind vms_proto_fd_kind(int fd);
 
-
 #endif /* VMMSWAP_PROTOCOL_H */

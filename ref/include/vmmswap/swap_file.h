@@ -91,5 +91,4 @@ static inline const uint8_t *vms_swap_file_slot_map(const struct vms_swap_file *
  */
 int vms_swap_file_shrink(struct vms_swap_file *sf, uint64_t hwm);
 
-
 #endif /* VMMSWAP_SWAP_FILE_H */

@@ -30,8 +30,8 @@ struct uffdio_register;
  * monitor attempt a syscall outside its seccomp allowlist (socket()) when it
  * answers Info, so a test can see the sandbox kill it.
  */
-#define VMS_CTL_TEST_HOLD_JOBS	    0x100u
-#define VMS_CTL_TEST_FAIL_SWAP_OUT  0x200u
+#define VMS_CTL_TEST_HOLD_JOBS	   0x100u
+#define VMS_CTL_TEST_FAIL_SWAP_OUT 0x200u
 #define VMS_CTL_TEST_SANDBOX_PROBE 0x400u
 
 /* The controller's end of the command socket (to send raw messages). */

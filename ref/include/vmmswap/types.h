@@ -17,12 +17,12 @@ struct vms_region {
 	uint64_t memfd_off; /* offset of addr in memfd, page aligned */
 };
 
-#define VMS_CTL_MAX_REGIONS	   64
+#define VMS_CTL_MAX_REGIONS 64
 
 /* vms_controller_opts.flags */
-#define VMS_CTL_KEEP_CAPS 0x1u /* monitor: do not drop capabilities (tests, debugging) */
-#define VMS_CTL_NO_FREEZE 0x2u /* enable: do not freeze any process (see set_freeze) */
-#define VMS_CTL_FAULT_CPU 0x4u /* opts.fault_cpu is an affinity hint (see there) */
+#define VMS_CTL_KEEP_CAPS  0x1u /* monitor: do not drop capabilities (tests, debugging) */
+#define VMS_CTL_NO_FREEZE  0x2u /* enable: do not freeze any process (see set_freeze) */
+#define VMS_CTL_FAULT_CPU  0x4u /* opts.fault_cpu is an affinity hint (see there) */
 #define VMS_CTL_NO_SANDBOX 0x8u /* monitor: no seccomp allowlist (debugging only) */
 
 /* Largest fault-around run (pages): one swap chunk (see page_handler.h). */
