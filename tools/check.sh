@@ -146,6 +146,31 @@ run_mutation_patches() {
 }
 run_mutation_patches
 
+# The LAVA jobs of 'make lava-jobs' (tools/lava/check.sh, seconds): generated jobs
+# validated, a recorded LAVA log turned into the kernel matrix. One test.
+run_lava_jobs() {
+	local out="build/lava-check.txt" rc
+	[ -z "${VMS_CHECK_FILTER:-}" ] || [[ lava_jobs =~ $VMS_CHECK_FILTER ]] || return 0
+	echo "# ===== lava_jobs"
+	mkdir -p build
+	timeout --kill-after=10 "$timeout_s" tools/lava/check.sh >"$out" 2>&1
+	rc=$?
+	if [ "$rc" = 0 ]; then
+		tail -n 1 "$out"
+		echo "ok - lava_jobs"
+		passed=$((passed + 1))
+	elif [ "$rc" = 4 ]; then
+		echo "ok - lava_jobs # SKIP $(tail -n 1 "$out")"
+		skipped=$((skipped + 1))
+	else
+		cat "$out"
+		echo "not ok - lava_jobs"
+		failed=$((failed + 1))
+		failures+=("lava_jobs")
+	fi
+}
+run_lava_jobs
+
 # The pictures' committed Graphviz sources (ref/pictures/*.dot) must be what the
 # tools print now, and every "spec N.M" citation must name a section of
 # ref/CONTRACT.md (tools/docs/docs.sh --check): one test.

@@ -32,6 +32,11 @@
 #   --hugepages N        reserve N huge pages in the guest (uffd-unit-tests' hugetlb
 #                        cases), default 0 (they skip, as on most hosts)
 #   --install-only       build the install tree and its tarball, boot nothing
+#   --artefacts-only     build the install tree and the initramfs, fetch the kernels,
+#                        boot nothing; write build/kernel-matrix/artefacts.tsv (one
+#                        line per kernel: spec, label, kind, image, note; "#append"
+#                        and "#qemu" lines: the guest's command line and qemu size).
+#                        tools/lava/run.sh turns it into LAVA jobs.
 #   --report-only        parse the logs of the last run again and redraw the matrix
 # Output in build/kernel-matrix/: logs/*.serial.log, tap/*.tap, results/*.tsv,
 # matrix.txt, matrix.md, matrix.json, kselftest_install/ and kselftest_install.tar.gz.
@@ -73,6 +78,7 @@ while [ $# -gt 0 ]; do
 	--jobs) jobs=$2; shift 2 ;;
 	--hugepages) hugepages=$2; shift 2 ;;
 	--install-only) mode=install; shift ;;
+	--artefacts-only) mode=artefacts; shift ;;
 	--report-only) mode=report; shift ;;
 	-h | --help) usage ;;
 	*) echo "kernel_matrix: unknown option '$1'" >&2; usage ;;
@@ -273,14 +279,21 @@ resolve_kernel() {
 	k_note="Debian package $pkg, qemu"
 }
 
+# The guest kernel's command line (also written into artefacts.tsv for the LAVA jobs).
+kernel_append() {
+	local append="console=ttyS0 panic=-1 loglevel=1 kmatrix.timeout=$test_timeout"
+	[ "$hugepages" = 0 ] || append="$append kmatrix.hugepages=$hugepages"
+	echo "$append"
+}
+
 # run_qemu IMAGE LOG ACCEL [LIMIT]: boot, wait for power-off or the time limit.
 # Prints how it ended: exit, timeout, kvm-failed, or (with a LIMIT: a KVM probe)
 # began once the runner has started.
 run_qemu() {
 	local image=$1 log=$2 acc=$3 limit=${4:-$kernel_timeout} pid deadline end=exit
 	local errlog=$2.qemu-stderr probe=${4:+1}
-	local append="console=ttyS0 panic=-1 loglevel=1 kmatrix.timeout=$test_timeout"
-	[ "$hugepages" = 0 ] || append="$append kmatrix.hugepages=$hugepages"
+	local append
+	append=$(kernel_append)
 	local args=(-m "$mem" -smp "$smp" -kernel "$image" -initrd "$km/initramfs.cpio.gz"
 		-append "$append" -display none -monitor none -nodefaults -no-reboot
 		-serial "file:$log")
@@ -397,6 +410,17 @@ if [ "$mode" = install ]; then
 	exit 0
 fi
 make_initramfs
+if [ "$mode" = artefacts ]; then
+	{
+		printf '#append\t%s\n#qemu\t-m %s -smp %s\n' "$(kernel_append)" "$mem" "$smp"
+		for spec in $kernels; do
+			resolve_kernel "$spec"
+			printf '%s\t%s\t%s\t%s\t%s\n' "$spec" "$k_label" "$k_kind" "$k_image" "$k_note"
+		done
+	} >"$km/artefacts.tsv"
+	say "install tree, $km/initramfs.cpio.gz and the kernels: $km/artefacts.tsv"
+	exit 0
+fi
 rm -rf "$km/logs" "$km/tap" "$km/results"
 mkdir -p "$km/logs" "$km/tap" "$km/results"
 : >"$km/results/order"
