@@ -194,7 +194,7 @@ KM_FLAGS ?=
 KM_DIR := build/kernel-matrix
 KM_TESTS := uffd_api_test uffd_missing_test uffd_modes_test uffd_process_test \
 	uffd_remove_test uffd_register_test uffd_wake_test uffd_events_test uffd_wp_test \
-	memfd_seek_test shmem_thp_test
+	memfd_seek_test shmem_thp_test hugetlb_uffd_test
 
 .PHONY: kernel-matrix kernel-matrix-install kernel-matrix-progs kernel-matrix-report
 kernel-matrix-progs: deps

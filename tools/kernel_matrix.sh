@@ -38,19 +38,19 @@
 #                        and "#qemu" lines: the guest's command line and qemu size).
 #                        tools/lava/run.sh turns it into LAVA jobs.
 #   --report-only        parse the logs of the last run again and redraw the matrix
-# Output in build/kernel-matrix/: logs/*.serial.log, tap/*.tap, results/*.tsv,
+# Output in build/kernel-matrix/ (or $KM_OUT): logs/*.serial.log, tap/*.tap, results/*.tsv,
 # matrix.txt, matrix.md, matrix.json, kselftest_install/ and kselftest_install.tar.gz.
 # Exit status 1 when a test failed or a kernel did not boot.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-km=build/kernel-matrix
+km=${KM_OUT:-build/kernel-matrix}
 libexec=tools/kernel_matrix
 tarball=/usr/src/linux-source-6.12.tar.xz
 contract_tests=(uffd_api_test uffd_missing_test uffd_modes_test uffd_process_test
 		uffd_remove_test uffd_register_test uffd_wake_test uffd_events_test
-		uffd_wp_test memfd_seek_test shmem_thp_test)
+		uffd_wp_test memfd_seek_test shmem_thp_test hugetlb_uffd_test)
 
 kernels="running debian-6.1 debian-6.12"
 kernel_timeout=300

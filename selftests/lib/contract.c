@@ -992,6 +992,90 @@ int ct_write_file(const char *path, const char *val)
 	return (size_t)n == strlen(val) ? 0 : -EIO;
 }
 
+int ct_hugepages_init(struct ct_hugepages *h, unsigned long size_kb, char *why, size_t whylen)
+{
+	memset(h, 0, sizeof(*h));
+	h->size_kb = size_kb;
+	snprintf(h->dir, sizeof(h->dir), CT_HUGEPAGES_DIR "/hugepages-%lukB", size_kb);
+	if (access(CT_HUGEPAGES_DIR, F_OK)) {
+		snprintf(why, whylen, "no hugetlb support (no %s: CONFIG_HUGETLBFS, "
+			 "CONFIG_HUGETLB_PAGE)", CT_HUGEPAGES_DIR);
+		return CT_SKIP;
+	}
+	if (access(h->dir, F_OK)) {
+		snprintf(why, whylen, "no %lu kB huge pages (no %s)", size_kb, h->dir);
+		return CT_SKIP;
+	}
+	return 0;
+}
+
+long ct_hugepages_read(const struct ct_hugepages *h, const char *name)
+{
+	char path[160], buf[32];
+	int r;
+
+	snprintf(path, sizeof(path), "%s/%s", h->dir, name);
+	r = ct_read_file(path, buf, sizeof(buf));
+	return r ? r : strtol(buf, NULL, 10);
+}
+
+static int hugepages_write_nr(const struct ct_hugepages *h, long nr)
+{
+	char path[160], buf[32];
+
+	snprintf(path, sizeof(path), "%s/nr_hugepages", h->dir);
+	snprintf(buf, sizeof(buf), "%ld", nr);
+	return ct_write_file(path, buf);
+}
+
+int ct_hugepages_reserve(struct ct_hugepages *h, const struct ct_env *env, long need,
+			 char *why, size_t whylen)
+{
+	long nr = ct_hugepages_read(h, "nr_hugepages");
+	long avail = ct_hugepages_read(h, "free_hugepages");
+	long resv = ct_hugepages_read(h, "resv_hugepages");
+	long target;
+	int r;
+
+	if (nr < 0 || avail < 0 || resv < 0) {
+		snprintf(why, whylen, "cannot read the counters in %s", h->dir);
+		return nr < 0 ? (int)nr : avail < 0 ? (int)avail : (int)resv;
+	}
+	avail -= resv;	/* reserved pages are promised to other mappings */
+	if (avail >= need)
+		return 0;
+	if (!env->root) {
+		snprintf(why, whylen, "needs %ld free %lu kB huge pages, %ld free; raising "
+			 "%s/nr_hugepages needs root", need, h->size_kb, avail, h->dir);
+		return CT_SKIP;
+	}
+	target = nr + need - avail;
+	h->saved = nr;
+	h->changed = true;	/* from here on, restore even if the write fails halfway */
+	r = hugepages_write_nr(h, target);
+	avail = ct_hugepages_read(h, "free_hugepages") - ct_hugepages_read(h, "resv_hugepages");
+	if (r || avail < need) {
+		snprintf(why, whylen, "raising %s/nr_hugepages from %ld to %ld: %s, %ld free "
+			 "(memory too fragmented?)", h->dir, nr, target,
+			 r ? strerror(-r) : "too few allocated", avail);
+		r = ct_hugepages_restore(h);
+		return r ? r : CT_SKIP;
+	}
+	return 0;
+}
+
+int ct_hugepages_restore(struct ct_hugepages *h)
+{
+	int r;
+
+	if (!h->changed)
+		return 0;
+	r = hugepages_write_nr(h, h->saved);
+	if (!r)
+		h->changed = false;
+	return r;
+}
+
 int ct_sysfs_choice(const char *path, char *out, size_t len)
 {
 	char buf[256], *a, *b;

@@ -244,6 +244,31 @@ int ct_recv_fd(int sock);
 /* Wait for a child with a deadline; kills it on timeout. 0 + *status, or -ETIMEDOUT. */
 int ct_waitpid_deadline(pid_t pid, int *status, int timeout_ms);
 
+/*
+ * The hugetlb pool of one huge page size (/sys/kernel/mm/hugepages/hugepages-<kB>kB).
+ * ct_hugepages_reserve() makes 'need' huge pages free: as root it raises nr_hugepages
+ * by what is missing (saved and changed record the old value), without root it only
+ * checks. ct_hugepages_restore() writes the old value back; call it from a teardown
+ * that runs also when the test fails (FIXTURE_TEARDOWN_PARENT).
+ */
+#define CT_HUGEPAGES_DIR "/sys/kernel/mm/hugepages"
+
+struct ct_hugepages {
+	unsigned long size_kb;
+	char dir[96];		/* CT_HUGEPAGES_DIR "/hugepages-<kB>kB" */
+	long saved;		/* nr_hugepages before ct_hugepages_reserve() */
+	bool changed;		/* nr_hugepages was written: restore 'saved' */
+};
+/* Fill in the pool of size_kb. 0, CT_SKIP (no such pool: why) or -errno. */
+int ct_hugepages_init(struct ct_hugepages *h, unsigned long size_kb, char *why, size_t whylen);
+/* A counter of the pool ("free_hugepages", "resv_hugepages", ...), or -errno. */
+long ct_hugepages_read(const struct ct_hugepages *h, const char *name);
+/* Make 'need' huge pages free. 0, CT_SKIP (impossible: why) or -errno. */
+int ct_hugepages_reserve(struct ct_hugepages *h, const struct ct_env *env, long need,
+			 char *why, size_t whylen);
+/* Write nr_hugepages back if ct_hugepages_reserve() changed it. 0 or -errno. */
+int ct_hugepages_restore(struct ct_hugepages *h);
+
 /* sysfs-style files: read (trailing newline stripped) and write. 0 or -errno. */
 int ct_read_file(const char *path, char *buf, size_t len);
 int ct_write_file(const char *path, const char *val);
