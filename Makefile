@@ -217,6 +217,18 @@ kernel-matrix-report:
 	@tools/kernel_matrix.sh --report-only
 # ---- end of kernel matrix ----
 
+# ---- kernel mutation (see tools/kernel_mutation.sh) ----
+# 'make kernel-mutation' builds a small 6.12 kernel from linux-source-6.12, then one
+# per seeded regression in fixtures/mutations/kernel/, runs the kernel matrix on each
+# and prints which mutants our suite and uffd-unit-tests caught. Not part of 'check'.
+#   make kernel-mutation KMUT_FLAGS="--reuse-baseline fixtures/mutations/kernel/001-*.patch"
+KMUT_FLAGS ?=
+.PHONY: kernel-mutation
+kernel-mutation: kernel-matrix-progs
+	@tools/deps.sh --extra flex bison bc libelf-dev
+	@tools/kernel_mutation.sh $(KMUT_FLAGS)
+# ---- end of kernel mutation ----
+
 # ---- LAVA jobs (see tools/lava/README.md) ----
 # 'make lava-jobs' writes one LAVA job definition per kernel of KERNELS into build/lava/
 # (qemu device type; artefacts in build/lava/artefacts/, found at LAVA_ARTEFACT_URL,
