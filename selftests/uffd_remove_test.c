@@ -373,4 +373,77 @@ TEST_F(rm, remove_readable_after_unregister)
 	EXPECT_EQ(0, self->a[0].ret);
 }
 
+/* The COPY of the next test, on a helper thread: it blocks reading its source. */
+struct blocked_copy {
+	int fd;
+	void *dst, *src;
+	size_t len;
+	int64_t field;
+};
+
+static long blocked_copy_fn(void *arg)
+{
+	struct blocked_copy *c = arg;
+
+	return ct_copy(c->fd, c->dst, c->src, c->len, 0, &c->field);
+}
+
+/*
+ * A REMOVE that starts while a COPY is already in the ioctl (here: the COPY waits
+ * for its own source page, which a second uffd serves) still makes the COPY fail
+ * with EAGAIN and fill nothing: the fill path checks for a pending event again
+ * after it copied the source, under the lock (spec 5.6.2). Without that second
+ * check the COPY would report a page filled that the remover is about to take.
+ */
+TEST_F(rm, copy_in_flight_when_remove_starts_gets_eagain)
+{
+	struct blocked_copy c = { .fd = self->u.fd, .dst = page(self, NPAGES - 1) };
+	struct ct_uffd src_u = { .fd = -1 };
+	struct uffd_msg msg;
+	char why[256] = "";
+	char *buf;
+	int r;
+
+	CT_REQUIRE_KERNEL(&self->env, 4, 18, "EAGAIN from a fill racing a new event");
+	/* The source faults in the kernel's copy: the source uffd must take those. */
+	r = ct_uffd_open(&src_u, &self->env, CT_VIA_ANY, 0, why, sizeof(why));
+	if (r == CT_SKIP)
+		SKIP(return, "kernel-mode faults not permitted: %s", why);
+	ASSERT_EQ(0, r) TH_LOG("%s", why);
+	c.len = self->ps;
+	c.src = ct_anon_map(self->ps);
+	buf = ct_anon_map(self->ps);
+	ASSERT_NE(NULL, c.src);
+	ASSERT_NE(NULL, buf);
+	ct_fill(buf, self->ps, SEED + 1);
+	ASSERT_EQ(0, ct_register(src_u.fd, c.src, self->ps, UFFDIO_REGISTER_MODE_MISSING, NULL));
+
+	/* The COPY starts with no event pending, and blocks on its source. */
+	ASSERT_EQ(0, ct_async_start(&self->a[0], blocked_copy_fn, &c));
+	ASSERT_EQ(0, ct_uffd_next_msg(src_u.fd, &msg, CT_DEADLINE_MS));
+	ASSERT_EQ(UFFD_EVENT_PAGEFAULT, msg.event);
+	/* Now a REMOVE of the destination: queued, its remover waits for the read. */
+	ASSERT_EQ(0, start_madvise(self, 1, c.dst, self->ps, MADV_REMOVE));
+	ASSERT_EQ(1, ct_uffd_wait_readable(self->u.fd, CT_DEADLINE_MS));
+	/* Serve the source (another uffd: no event pending there): the COPY goes on. */
+	ASSERT_EQ(0, ct_copy(src_u.fd, c.src, buf, self->ps, 0, NULL));
+	ASSERT_TRUE(ct_async_done_within(&self->a[0], CT_DEADLINE_MS));
+	EXPECT_EQ(-EAGAIN, self->a[0].ret) TH_LOG("COPY: %ld", self->a[0].ret);
+	EXPECT_TRUE(c.field == 0 || c.field == -EAGAIN) TH_LOG("field %lld", (long long)c.field);
+	/* The remover finishes once its event is read; the page is not there. */
+	ASSERT_EQ(0, ct_uffd_next_msg(self->u.fd, &msg, CT_DEADLINE_MS));
+	ASSERT_EQ(UFFD_EVENT_REMOVE, msg.event);
+	ASSERT_TRUE(ct_async_done_within(&self->a[1], CT_DEADLINE_MS));
+	EXPECT_EQ(0, self->a[1].ret);
+	{
+		off_t off = (off_t)((NPAGES - 1) * self->ps);
+		off_t d = lseek(self->m.memfd, off, SEEK_DATA);
+
+		EXPECT_TRUE(d < 0 ? errno == ENXIO : d != off) TH_LOG("the page has data");
+	}
+	ct_uffd_close(&src_u);
+	munmap(c.src, self->ps);
+	munmap(buf, self->ps);
+}
+
 TEST_HARNESS_MAIN
