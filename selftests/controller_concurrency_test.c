@@ -6,12 +6,17 @@
  *    during the move loses writes): after each step the frozen device's pages are a
  *    consistent snapshot, and at the end no write is lost;
  *  - Status polled from another thread in a tight loop while enable, swap-out and
- *    swap-in run (crosvm once deadlocked enable against status).
+ *    swap-in run (crosvm once deadlocked enable against status);
+ *  - balloon REMOVEs racing faults and the background swap-in on the VMM's uffd
+ *    (EAGAIN), including one queued just as the swap-in job starts.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -403,6 +408,132 @@ TEST_F(conc, queued_remove_wins_over_earlier_fault)
 		ASSERT_EQ(-1, cu_check(&self->g, &self->e));
 	}
 	close(efd);
+}
+
+/* Wait until pid's main thread is stopped (state T), at most CU_DEADLINE_MS. */
+static int wait_stopped(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	uint64_t end = cu_now_ms() + CU_DEADLINE_MS;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	while (cu_now_ms() < end) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+
+		if (fd >= 0)
+			close(fd);
+		if (n <= 0)
+			return -ESRCH;
+		buf[n] = '\0';
+		p = strrchr(buf, ')');
+		if (p && p[1] == ' ' && p[2] == 'T')
+			return 0;
+		usleep(500);
+	}
+	return -ETIMEDOUT;
+}
+
+#define EAGAIN_ROUNDS 32
+
+/* One CPU this process may run on (the lowest), as a one-CPU set. */
+static cpu_set_t first_cpu(void)
+{
+	cpu_set_t all, one;
+
+	CPU_ZERO(&one);
+	if (sched_getaffinity(0, sizeof(all), &all))
+		CPU_ZERO(&all);
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &all)) {
+			CPU_SET(c, &one);
+			return one;
+		}
+	CPU_SET(0, &one);
+	return one;
+}
+
+/*
+ * The remover of the next test: on the monitor's CPU, at the lowest priority, so
+ * that once the monitor has read its REMOVE it runs again (and lets the fills
+ * succeed) only after the monitor's threads have had their turn.
+ */
+static void *remove_low(void *p)
+{
+	struct sched_param sp = { 0 };
+	cpu_set_t one = first_cpu();
+
+	sched_setaffinity(0, sizeof(one), &one);
+	sched_setscheduler(0, SCHED_IDLE, &sp);
+	return remove_tid(p);
+}
+
+/*
+ * A balloon REMOVE queued just as the background swap-in starts copying: its
+ * fills get EAGAIN until the monitor has read the REMOVE and the remover ran
+ * again. The job must wait and retry, not fail (crosvm 9.4): every round ends
+ * Ready, the removed pages zero, every other page intact. The monitor is stopped
+ * while the REMOVE is queued and the held swap-in job released, so the job's
+ * first chunk and the event loop start together when it resumes.
+ */
+TEST(swap_in_job_retries_fills_refused_by_a_queued_remove)
+{
+	struct vms_controller *ctl = NULL;
+	int efd = eventfd(0, EFD_CLOEXEC), ret;
+	struct cu_guest g;
+	struct cu_expect e;
+	pid_t mon;
+
+	ASSERT_GE(efd, 0);
+	ASSERT_EQ(0, cu_guest_create(&g));
+	ret = cu_launch(&g, NULL, VMS_CTL_TEST_HOLD_JOBS, &ctl);
+	if (cu_uffd_unavailable(ret)) {
+		cu_guest_destroy(&g);
+		SKIP(return, "userfaultfd unavailable: %s", strerror(-ret));
+	}
+	ASSERT_EQ(0, ret);
+	mon = vms_controller_monitor_pid(ctl);
+	/* The monitor's loop thread on one CPU; the job threads it starts inherit it. */
+	{
+		cpu_set_t one = first_cpu();
+
+		ASSERT_EQ(0, sched_setaffinity(mon, sizeof(one), &one));
+	}
+	cu_write_crosvm_data(&g, &e);
+	for (int round = 0; round < EAGAIN_ROUNDS; round++) {
+		uint64_t first = 20 + (uint64_t)(round % 24) * 32, v;
+		struct remover rm = { .addr = cu_page(&g, round % 2, first),
+				      .len = 16 * vms_page_size(),
+				      .done_fd = efd };
+		struct vms_reply r;
+		pthread_t t;
+		pid_t rtid;
+
+		ASSERT_EQ(0, cu_accepted(vms_controller_enable(ctl, &r), &r));
+		ASSERT_EQ(0, cu_accepted(vms_controller_disable(ctl, false, &r), &r));
+		ASSERT_EQ(0, kill(mon, SIGSTOP));
+		ASSERT_EQ(0, wait_stopped(mon));
+		ASSERT_EQ(0, pthread_create(&t, NULL, remove_low, &rm));
+		for (uint64_t end = cu_now_ms() + CU_DEADLINE_MS; !(rtid = atomic_load(&rm.tid));)
+			ASSERT_LT(cu_now_ms(), end);
+		ASSERT_EQ(0, hu_wait_blocked(rtid, CU_DEADLINE_MS));
+		ASSERT_EQ(0, vms_controller_test_release_job(ctl));
+		ASSERT_EQ(0, kill(mon, SIGCONT));
+		ASSERT_EQ(1, poll(&(struct pollfd){ .fd = efd, .events = POLLIN }, 1,
+				  CU_DEADLINE_MS));
+		ASSERT_EQ(sizeof(v), read(efd, &v, sizeof(v)));
+		ASSERT_EQ(0, pthread_join(t, NULL));
+		ASSERT_EQ(0, rm.ret);
+		for (uint64_t p = first; p < first + 16; p++)
+			cu_expect_page(&e, round % 2, p, 0);
+		ASSERT_EQ(0, cu_wait_state(ctl, VMS_SWAP_READY, CU_DEADLINE_MS, NULL))
+			TH_LOG("round %d", round);
+		ASSERT_EQ(-1, cu_check(&g, &e));
+	}
+	close(efd);
+	ASSERT_EQ(0, vms_controller_exit(ctl));
+	ASSERT_EQ(-1, cu_check_memfd(&g, &e));
+	cu_guest_destroy(&g);
 }
 
 TEST_HARNESS_MAIN

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * page_handler_remove_test - UFFD_EVENT_REMOVE (a balloon's MADV_REMOVE) in every
- * page state, across regions, and racing page faults (spec 3.4, 5.6, 9.4).
+ * page state, across regions, and racing page faults (spec 3.4, 5.6, 9.4), with
+ * the event loop's two rules forced: a batch's REMOVEs before its faults, and a
+ * fault refused with EAGAIN kept until the next read.
  * Every removed page must read as zero afterwards and free its staging page and
  * swap slot; pages outside the range keep their contents.
  */
@@ -247,6 +249,147 @@ TEST_F(ph, remove_wins_over_fault_queued_after_it)
 	       (unsigned long long)hu_loop_count(&self->c.loop.fs.eagain));
 	ASSERT_EQ(hu_tag(0, 2, 0), hu_page_tag(hu_page(&self->c.g, 0, 2)));
 	ASSERT_EQ(0, hu_loop_stop(&self->c.loop));
+}
+
+/* The fault of the next test: served only once the remover's madvise returned. */
+struct late_fault {
+	struct hu_ctx *c;
+	struct hu_thread *remover;
+	int waited; /* hu_wait_readable() on the remover's done_fd */
+};
+
+static int fault_after_the_remover(void *arg, int uffd, uint64_t addr)
+{
+	struct late_fault *lf = arg;
+
+	lf->waited = hu_wait_readable(lf->remover->done_fd, HU_DEADLINE_MS);
+	return vms_ph_fault(lf->c->ph, uffd, addr);
+}
+
+/*
+ * The same two events, and now the remover runs to its end (the kernel has
+ * punched the page) before the fault is served, so no EAGAIN stands in the way
+ * of the fill: only the order of the event loop keeps the old bytes out. Every
+ * REMOVE of a batch must be applied before any fault of that batch is served.
+ */
+TEST_F(ph, remove_read_with_a_fault_is_applied_before_the_fault_is_served)
+{
+	const uint64_t pages[] = { 4 };
+	struct vms_fault_server_opts o = { .fault = fault_after_the_remover };
+	struct late_fault lf = { .c = &self->c };
+	struct hu_reader rd = { 0 };
+	struct vms_fault_server fs;
+	struct hu_thread trm, trd;
+	struct hu_remover rm;
+	uint64_t end;
+
+	ASSERT_EQ(0, hu_ctx_init(&self->c, pages, 1, 0, NULL, false));
+	hu_tag_pages(&self->c, 0, 0, 4, 0);
+	ASSERT_EQ(0, vms_ph_move_all_to_staging(self->c.ph, NULL));
+	rm = (struct hu_remover){ .addr = hu_page(&self->c.g, 0, 1), .len = vms_page_size() };
+	ASSERT_EQ(0, hu_thread_start(&trm, hu_do_remove, &rm));
+	ASSERT_EQ(0, hu_wait_readable(self->c.u.fd, HU_DEADLINE_MS));
+	rd.page = hu_page(&self->c.g, 0, 1);
+	ASSERT_EQ(0, hu_thread_start(&trd, hu_read_page, &rd));
+	ASSERT_EQ(0, hu_wait_blocked(hu_reader_tid(&rd), HU_DEADLINE_MS));
+
+	/* An event loop of our own: the library's rule with the late fault. */
+	lf.remover = &trm;
+	o.arg = &lf;
+	vms_fs_init(&fs, self->c.ph, self->c.u.fd, &o);
+	for (end = hu_now_ms() + HU_DEADLINE_MS; hu_now_ms() < end;) {
+		ASSERT_EQ(0, vms_fs_serve(&fs, NULL));
+		if (!hu_wait_readable(trd.done_fd, 1))
+			break;
+	}
+	vms_fs_destroy(&fs);
+	ASSERT_EQ(0, hu_thread_join(&trm, HU_DEADLINE_MS));
+	ASSERT_EQ(0, hu_thread_join(&trd, HU_DEADLINE_MS));
+	ASSERT_EQ(0, lf.waited);
+	ASSERT_EQ(0, rm.ret);
+	ASSERT_EQ(0, rd.tag);
+	ASSERT_EQ(0, hu_page_tag(hu_page(&self->c.g, 0, 1)));
+	ASSERT_EQ(0, hu_metrics(self->c.ph).copied_from_staging_pages);
+	ASSERT_EQ(3, hu_metrics(self->c.ph).staging_pages);
+}
+
+/* The fault of the next test: its first fill meets a REMOVE queued just before. */
+struct refused_fault {
+	struct hu_ctx *c;
+	struct vms_fault_server *fs;
+	struct hu_remover rm;
+	struct hu_thread trm;
+	bool started;
+	int calls;
+	int early; /* calls again before the REMOVE was applied */
+	int err;
+};
+
+static int fault_behind_a_remove(void *arg, int uffd, uint64_t addr)
+{
+	struct refused_fault *rf = arg;
+
+	rf->calls++;
+	if (!rf->started) {
+		/* Queue a REMOVE of page 3 (nobody reads it yet): this fill gets EAGAIN. */
+		rf->started = true;
+		rf->rm = (struct hu_remover){ .addr = hu_page(&rf->c->g, 0, 3),
+					      .len = vms_page_size() };
+		rf->err = hu_thread_start(&rf->trm, hu_do_remove, &rf->rm);
+		if (!rf->err)
+			rf->err = hu_wait_readable(uffd, HU_DEADLINE_MS);
+	} else if (!hu_loop_count(&rf->fs->removes) && ++rf->early >= 100) {
+		return -EIO; /* retried on and on without reading the REMOVE: stop it */
+	}
+	return vms_ph_fault(rf->c->ph, uffd, addr);
+}
+
+/*
+ * A fault whose fill gets EAGAIN because a REMOVE arrived after the uffd was
+ * drained must be kept, and retried only after the next read took that REMOVE:
+ * not dropped as an error (the faulting thread would hang; crosvm dies here,
+ * spec 9.4), and not retried at once in a loop that never reads the REMOVE (the
+ * remover, and so the EAGAIN, would never end).
+ */
+TEST_F(ph, fault_refused_by_a_later_remove_is_kept_and_retried_after_it)
+{
+	const uint64_t pages[] = { 4 };
+	struct vms_fault_server_opts o = { .fault = fault_behind_a_remove };
+	struct refused_fault rf = { .c = &self->c };
+	struct hu_reader rd = { 0 };
+	struct vms_fault_server fs;
+	struct hu_thread trd;
+	uint64_t end;
+
+	ASSERT_EQ(0, hu_ctx_init(&self->c, pages, 1, 0, NULL, false));
+	hu_tag_pages(&self->c, 0, 0, 4, 0);
+	ASSERT_EQ(0, vms_ph_move_all_to_staging(self->c.ph, NULL));
+	rd.page = hu_page(&self->c.g, 0, 0);
+	ASSERT_EQ(0, hu_thread_start(&trd, hu_read_page, &rd));
+	ASSERT_EQ(0, hu_wait_blocked(hu_reader_tid(&rd), HU_DEADLINE_MS));
+
+	rf.fs = &fs;
+	o.arg = &rf;
+	vms_fs_init(&fs, self->c.ph, self->c.u.fd, &o);
+	for (end = hu_now_ms() + HU_DEADLINE_MS; hu_now_ms() < end;) {
+		ASSERT_EQ(0, vms_fs_serve(&fs, NULL));
+		if (hu_loop_count(&fs.errors) || !hu_wait_readable(trd.done_fd, 1))
+			break;
+	}
+	ASSERT_EQ(0, hu_loop_count(&fs.errors));
+	ASSERT_EQ(0, hu_thread_join(&trd, HU_DEADLINE_MS));
+	ASSERT_TRUE(rf.started);
+	ASSERT_EQ(0, hu_thread_join(&rf.trm, HU_DEADLINE_MS));
+	ASSERT_EQ(0, rf.err);
+	ASSERT_EQ(0, rf.rm.ret);
+	ASSERT_EQ(0, rf.early);
+	ASSERT_EQ(0, hu_loop_count(&fs.errors));
+	ASSERT_LE(1, hu_loop_count(&fs.eagain));
+	ASSERT_EQ(1, hu_loop_count(&fs.removes));
+	vms_fs_destroy(&fs);
+	ASSERT_EQ(hu_tag(0, 0, 0), rd.tag);
+	ASSERT_EQ(0, hu_page_tag(hu_alias_page(&self->c.g, 0, 3))); /* punched */
+	ASSERT_EQ(2, hu_metrics(self->c.ph).staging_pages); /* 1 and 2 */
 }
 
 #define STORM_PAGES 256

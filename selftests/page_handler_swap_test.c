@@ -2,7 +2,8 @@
 /*
  * page_handler_swap_test - swap-out and swap-in (spec 3.7, 3.8, 7.2): what lands
  * in the file, pages handled meanwhile, rewrites and slot reuse, region
- * boundaries, swap-in racing faults, and what a chunk that moved nothing reports.
+ * boundaries, swap-in racing faults, swap-in while a REMOVE is pending (EAGAIN),
+ * and what a chunk that moved nothing reports.
  * Contents are checked page by page.
  */
 #include <errno.h>
@@ -357,6 +358,53 @@ static void *chase_swap_in(void *arg)
 	if (m.staging_pages || m.swap_pages)
 		s->ret = -EPROTO;
 	return NULL;
+}
+
+/*
+ * A REMOVE pending on the uffd (queued, not read yet) makes every fill fail with
+ * EAGAIN: swap-in must return -EAGAIN with nothing changed, the pages it could not
+ * fill still staged or swapped, and bring every one of them back once the REMOVE
+ * was read (an EAGAIN taken for "filled" drops the page: it comes back as zeros).
+ */
+TEST_F(ph, swap_in_with_pending_remove_returns_eagain_and_loses_nothing)
+{
+	const uint64_t pages[] = { 8 };
+	struct vms_ph_metrics m;
+	struct hu_remover rm;
+	struct hu_thread t;
+	uint64_t p, n = 1;
+
+	ASSERT_EQ(0, hu_ctx_init(&self->c, pages, 1, 0, NULL, false));
+	hu_tag_pages(&self->c, 0, 0, 4, 0);
+	ASSERT_EQ(0, vms_ph_move_all_to_staging(self->c.ph, NULL));
+	ASSERT_EQ(0, hu_swap_out_all(self->c.ph, 512)); /* 0-3 in the file */
+	hu_tag_pages(&self->c, 0, 4, 3, 0);
+	ASSERT_EQ(0, vms_ph_move_all_to_staging(self->c.ph, NULL)); /* 4-6 staged */
+	hu_tag_pages(&self->c, 0, 7, 1, 0); /* 7 resident, to be removed */
+	/* Queue the REMOVE with nobody reading (the loop starts below). */
+	rm = (struct hu_remover){ .addr = hu_page(&self->c.g, 0, 7), .len = vms_page_size() };
+	ASSERT_EQ(0, hu_thread_start(&t, hu_do_remove, &rm));
+	ASSERT_EQ(0, hu_wait_readable(self->c.u.fd, HU_DEADLINE_MS));
+
+	ASSERT_EQ(-EAGAIN, vms_ph_swap_in(self->c.ph, self->c.u.fd, 512, &n));
+	ASSERT_EQ(0, n);
+	m = hu_metrics(self->c.ph);
+	ASSERT_EQ(3, m.staging_pages);
+	ASSERT_EQ(4, m.swap_pages);
+	ASSERT_EQ(0, m.swap_in_pages);
+
+	ASSERT_EQ(0, hu_loop_start(&self->c.loop, self->c.ph, self->c.u.fd));
+	ASSERT_EQ(0, hu_thread_join(&t, HU_DEADLINE_MS));
+	ASSERT_EQ(0, rm.ret);
+	ASSERT_EQ(0, hu_swap_in_all(&self->c, 512));
+	m = hu_metrics(self->c.ph);
+	ASSERT_EQ(0, m.staging_pages);
+	ASSERT_EQ(0, m.swap_pages);
+	ASSERT_EQ(7, m.swap_in_pages);
+	for (p = 0; p < 8; p++)
+		ASSERT_EQ(p < 7 ? hu_tag(0, p, 0) : 0, hu_page_tag(hu_page(&self->c.g, 0, p)))
+			TH_LOG("page %llu", (unsigned long long)p);
+	ASSERT_EQ(0, hu_loop_stop(&self->c.loop));
 }
 
 /*
