@@ -17,7 +17,9 @@
 # (name, caught/missed, by which programs, seconds), then "caught N of M". The
 # unmutated tree is built and its whole suite run first; a program that fails
 # there catches nothing. Logs: build/mutation/logs/NAME.*.txt; the table also in
-# build/mutation/results.txt. Not part of 'make check', which only runs --check.
+# build/mutation/results.txt. The scratch tree stays between runs, so that each
+# build is incremental (rm -rf build/mutation starts afresh). Not part of 'make
+# check', which only runs --check.
 #
 # Usage: tools/mutation.sh [--vmtests] [--timeout SECONDS] [PATTERN...]
 #        tools/mutation.sh --check
@@ -27,8 +29,8 @@
 #   --check          only check that every patch still applies to the working tree
 #                    (git apply --check), naming each one that does not
 # Patch format: a unified diff against the current tree; the lines before the diff
-# (git apply skips them) are "Mimics: <the real bug, in one line>" and
-# "Caught-by: <program> [(<test>)] ...".
+# (git apply skips them) are "Mimics: <the real bug, in one line>",
+# "Caught-by: <program> [(<test>)] ..." and the SPDX line (fixtures/mutations/README.md).
 # Exit status: 0 when every mutant was measured, caught or not (this is a
 # measurement); 1 when a patch does not apply or does not build, or the
 # unmutated tree does not build; 2 on a usage error.
@@ -113,6 +115,11 @@ done <"$list"
 # Files gone from the working tree go from the scratch tree too.
 (cd "$src" && find . -path ./build -prune -o -type f -print | sed 's|^\./||' | sort) |
 	comm -23 - "$list" | while IFS= read -r f; do rm -f "$src/$f"; done
+# A selftest whose source is gone (renamed, removed) must not run from an old build.
+for b in "$src"/build/default/selftests/*_test; do
+	[ -e "$b" ] || continue
+	[ -e "$src/selftests/$(basename "$b").c" ] || rm -f "$b" "$b.o" "$b.d"
+done
 # The programs' time limit in the scratch runs (a mutant that hangs costs this).
 echo "timeout=$prog_timeout" >"$src/selftests/settings"
 
@@ -230,6 +237,8 @@ for patch in "${patches[@]}"; do
 	fi
 done
 
+# Leave the scratch build unmutated (the last mutant's objects are still in it).
+build "$logs/restored.build.txt" || echo "mutation: the restored scratch tree does not build"
 {
 	echo
 	for m in "${missed_list[@]}"; do echo "missed $m"; done
